@@ -1,0 +1,160 @@
+"""Per-position sufficient statistics of next-token logits, numpy kernel.
+
+For a chunk of c positions with logits z (c, V), max m_i = max_k z_ik and shifted logits
+x_ik = z_ik - m_i <= 0, and for each inverse temperature beta_j = 1 / T_j with e = exp(beta_j x):
+
+    s0 = sum_k e,   s1 = sum_k e x,   s2 = sum_k e x^2,   q = sum_k e^2        (each (nT, c))
+
+so that p_ik = e_ik / s0, E_p[x] = s1 / s0, Var_p[x] = s2 / s0 - (s1 / s0)^2 and
+sum_k p_ik^2 = q / s0^2. Every token-level metric follows from these and from the few entries
+that can reach a confidence bin above the first: an entry with p_ik >= 1 / B satisfies
+x_ik >= T_j log(s0_ij / B) for some j, and there are at most B such entries per position and
+temperature. The kernel returns those candidates (with a safety margin) as a sparse list, so the
+bins above bin 0 are filled exactly and bin 0 follows from the totals (probabilities sum to 1).
+
+The dense work is a handful of vectorised passes over each chunk (max, subtract, and per
+temperature one exp and four row-wise dot products through BLAS); nothing of size N x V is ever
+allocated, only work buffers of one chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibbench.errors import InputError
+
+#: Shifted logits below this are clamped when their square would overflow (exp(beta x) is 0 there
+#: for any beta > 1e-15, so the statistics do not change).
+X_FLOOR = -1e18
+
+#: Relative safety margin on the candidate threshold: far above float32 rounding in s0, so no entry
+#: that reaches p >= 1 / B is ever missed; the few extra candidates are binned exactly anyway.
+CANDIDATE_MARGIN = 1e-4
+
+
+@dataclass(frozen=True)
+class ChunkStats:
+    """Sufficient statistics of one chunk of c positions (all arrays on the host).
+
+    argmax: (c,) int64, first index of the maximum logit.
+    x_target: (c,) float64, z_iy - m_i.
+    s0, s1, s2, q: (nT, c) float64, the moments defined in the module docstring.
+    cand_row, cand_col: (k,) int64, entries that may fall in a bin above the first at some T.
+    cand_x: (k,) float64, their shifted logits.
+    """
+
+    argmax: np.ndarray
+    x_target: np.ndarray
+    s0: np.ndarray
+    s1: np.ndarray
+    s2: np.ndarray
+    q: np.ndarray
+    cand_row: np.ndarray
+    cand_col: np.ndarray
+    cand_x: np.ndarray
+
+
+def candidate_threshold(s0: np.ndarray, temperatures: np.ndarray, n_bins: int) -> np.ndarray:
+    """Per-position lower bound on x for entries that can reach p >= 1 / n_bins, shape (c,).
+
+    `s0` is (nT, c); the bound is min_j T_j log(s0_j / B) less a margin far above rounding error.
+    """
+    theta = (temperatures[:, None] * np.log(s0 / n_bins)).min(axis=0)
+    return theta - CANDIDATE_MARGIN * (1.0 + np.abs(theta))
+
+
+def nonfinite_logits_error(position: int) -> InputError:
+    """The error for a position whose logits hold NaN or an infinity."""
+    return InputError(
+        f"logits: position {position} has NaN or infinite values; masked vocabulary entries must "
+        "be finite (e.g. a large negative number), not -inf"
+    )
+
+
+def check_finite_rows(z: np.ndarray, offset: int) -> None:
+    """Raise `InputError` naming the first position of `z` (c, V) with a NaN or infinite logit."""
+    bad = ~np.isfinite(z).all(axis=1)
+    if bad.any():
+        raise nonfinite_logits_error(offset + int(np.argmax(bad)))
+
+
+class NumpyStatsKernel:
+    """Computes `ChunkStats` for numpy logits, reusing work buffers of `rows` x V."""
+
+    def __init__(self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int):
+        self.temperatures = temperatures
+        self.betas = 1.0 / temperatures
+        self.n_bins = n_bins
+        self.rows = rows
+        self.vocab_size = vocab_size
+        self._buffers: dict[np.dtype, tuple[np.ndarray, ...]] = {}
+
+    def _work(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        if dtype not in self._buffers:
+            shape = (self.rows, self.vocab_size)
+            self._buffers[dtype] = (
+                np.empty(shape, dtype),
+                np.empty(shape, dtype),
+                np.empty(shape, dtype),
+                np.ones(self.vocab_size, dtype),
+            )
+        return self._buffers[dtype]
+
+    def __call__(self, z: np.ndarray, targets: np.ndarray, offset: int) -> ChunkStats:
+        """Statistics of logits `z` (c, V), c <= rows, with targets (c,); `offset` names rows."""
+        c = z.shape[0]
+        dtype = np.dtype(np.float64 if z.dtype == np.float64 else np.float32)
+        bx, bx2, be, ones = self._work(dtype)
+        bx, bx2, be = bx[:c], bx2[:c], be[:c]
+        rows = np.arange(c)
+        argmax = z.argmax(axis=1)
+        m = z[rows, argmax].astype(dtype)
+        if not np.isfinite(m).all():
+            check_finite_rows(z, offset)
+        x = np.subtract(z, m[:, None], out=bx, dtype=dtype, casting="unsafe")
+        with np.errstate(over="ignore", invalid="ignore"):
+            moments = self._moments(x, bx2, be, ones)
+        if not np.isfinite(moments).all():
+            check_finite_rows(z, offset)
+            np.maximum(x, X_FLOOR, out=x)
+            moments = self._moments(x, bx2, be, ones)
+        s0, s1, s2, q = moments
+        theta = candidate_threshold(s0, self.temperatures, self.n_bins)
+        flat = np.flatnonzero(x >= theta.astype(dtype)[:, None])
+        cand_row, cand_col = np.divmod(flat, self.vocab_size)
+        return ChunkStats(
+            argmax=argmax.astype(np.int64),
+            x_target=x[rows, targets].astype(np.float64),
+            s0=s0,
+            s1=s1,
+            s2=s2,
+            q=q,
+            cand_row=cand_row,
+            cand_col=cand_col,
+            cand_x=x.ravel()[flat].astype(np.float64),
+        )
+
+    def _moments(
+        self, x: np.ndarray, x2: np.ndarray, e: np.ndarray, ones: np.ndarray
+    ) -> np.ndarray:
+        """(4, nT, c) float64: s0, s1, s2, q at each temperature."""
+        np.multiply(x, x, out=x2)
+        out = np.empty((4, len(self.betas), x.shape[0]))
+        for j, beta in enumerate(self.betas):
+            if beta == 1.0:
+                np.exp(x, out=e)
+            else:
+                np.multiply(x, beta.astype(x.dtype), out=e)
+                np.exp(e, out=e)
+            out[0, j] = np.matmul(e[:, None, :], ones[:, None])[:, 0, 0]
+            out[1, j] = _rowdot(e, x)
+            out[2, j] = _rowdot(e, x2)
+            out[3, j] = _rowdot(e, e)
+        return out
+
+
+def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise dot products of (c, V) arrays through batched BLAS, shape (c,)."""
+    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]

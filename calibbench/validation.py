@@ -83,7 +83,7 @@ def as_answer_pair(confidence: Any, correct: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def as_probabilities(p: Any, name: str = "probs", atol: float = ROW_SUM_ATOL) -> np.ndarray:
-    """Return an (N, K) probability matrix as float64, each row in [0, 1] and summing to 1 ± atol."""
+    """Return an (N, K) probability matrix as float64, rows in [0, 1] summing to 1 ± atol."""
     a = as_confidence(p, name)
     if a.ndim != 2:
         raise InputError(f"{name}: expected a 2-D (N, K) matrix, got shape {a.shape}")
@@ -104,9 +104,8 @@ def as_labels(y: Any, n_classes: int, name: str = "labels") -> np.ndarray:
     if a.ndim == 0 or a.size == 0:
         raise InputError(f"{name}: expected a non-empty 1-D array of class indices")
     if not np.issubdtype(a.dtype, np.integer):
-        if np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a)) and np.all(a == np.round(a)):
-            a = a.astype(np.int64)
-        else:
+        whole = np.issubdtype(a.dtype, np.floating) and np.all(np.isfinite(a))
+        if not (whole and np.all(a == np.round(a))):
             raise InputError(f"{name}: expected integer class indices, got dtype {a.dtype}")
     a = a.astype(np.int64, copy=False)
     outside = (a < 0) | (a >= n_classes)
@@ -117,3 +116,26 @@ def as_labels(y: Any, n_classes: int, name: str = "labels") -> np.ndarray:
             f"index {i}"
         )
     return a
+
+
+def as_multiclass_pair(probs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Validate an (N, K) probability matrix and its (N,) integer labels in [0, K)."""
+    p = as_probabilities(probs)
+    y = as_labels(labels, p.shape[1])
+    if y.shape != (p.shape[0],):
+        raise InputError(
+            f"labels: expected shape ({p.shape[0]},) to match probs {p.shape}, got {y.shape}"
+        )
+    return p, y
+
+
+def check_level(level: Any) -> float:
+    """Return a confidence-interval coverage as a float after checking 0 < level < 1."""
+    if not isinstance(level, (float, int, np.floating)) or not 0.0 < level < 1.0:
+        raise InputError(f"level: expected a coverage strictly between 0 and 1, got {level!r}")
+    return float(level)
+
+
+def scalar_or_array(x: np.ndarray) -> float | np.ndarray:
+    """A 0-d result as a Python float; batched results stay arrays."""
+    return float(x) if np.ndim(x) == 0 else x

@@ -32,12 +32,12 @@ def width_edges(n_bins: int) -> np.ndarray:
 
 
 def mass_edges(confidence: np.ndarray, n_bins: int) -> np.ndarray:
-    """Equal-mass edges for confidences of shape (..., N): shape (..., B + 1), outer edges 0 and 1."""
+    """Equal-mass edges of confidences (..., N): shape (..., B + 1), outer edges 0 and 1."""
     n_bins = check_n_bins(n_bins)
     q = np.arange(1, n_bins, dtype=np.float64) / n_bins
     inner = np.moveaxis(np.quantile(confidence, q, axis=-1), 0, -1)
     lead = confidence.shape[:-1]
-    return np.concatenate([np.zeros(lead + (1,)), inner, np.ones(lead + (1,))], axis=-1)
+    return np.concatenate([np.zeros((*lead, 1)), inner, np.ones((*lead, 1))], axis=-1)
 
 
 def bin_edges(confidence: np.ndarray, n_bins: int, binning: Binning) -> np.ndarray:

@@ -30,12 +30,18 @@ import pandas as pd
 
 from calibbench.errors import InputError
 from calibbench.metrics.binning import assign_bins, check_n_bins, width_edges
-from calibbench.metrics.token_stats import ChunkStats, NumpyStatsKernel
+from calibbench.metrics.token_stats import ChunkStats, NumpyStatsKernel, StatsKernel
 
-#: Default work-memory budget of one chunk of logits on the CPU, in bytes.
-CPU_CHUNK_BYTES = 8 * 2**20
+#: Default work-memory budget of one sub-chunk of logits on the CPU, in bytes: small enough for
+#: the work buffers to stay in a core's L2 cache, which makes the passes several times faster.
+CPU_CHUNK_BYTES = 2 * 2**20
+#: The same for bfloat16 tensors on the CPU (torch kernel; its passes are multi-threaded and pay a
+#: fixed cost per call, so larger sub-chunks are faster).
+TORCH_CPU_CHUNK_BYTES = 8 * 2**20
 #: Default work-memory budget of one chunk of logits on a GPU, in bytes.
 CUDA_CHUNK_BYTES = 1024 * 2**20
+#: Positions whose statistics are folded into the state at once (bounds host memory per fold).
+FOLD_ROWS = 512
 
 _COUNTS = ("full_count", "full_hits", "top1_count", "top1_correct")
 _BIN_SUMS = ("full_mass", "top1_confidence")
@@ -89,11 +95,18 @@ def _is_torch(x: Any) -> bool:
     return torch is not None and isinstance(x, torch.Tensor)
 
 
+def _numpy_floats() -> tuple[Any, ...]:
+    import torch
+
+    return (torch.float16, torch.float32, torch.float64)
+
+
 def _check_temperatures(temperatures: Sequence[float]) -> np.ndarray:
     t = np.atleast_1d(np.asarray(temperatures, dtype=np.float64))
     if t.ndim != 1 or t.size == 0 or not np.all(np.isfinite(t)) or np.any(t <= 0):
         raise InputError(
-            f"temperatures: expected a non-empty list of positive finite numbers, got {temperatures!r}"
+            "temperatures: expected a non-empty list of positive finite numbers, "
+            f"got {temperatures!r}"
         )
     return t
 
@@ -105,10 +118,13 @@ class TokenCalibration:
         vocab_size: V, the size of the last axis of the logits.
         n_bins: B, equal-width confidence bins.
         temperatures: the grid T_1..T_nT; every statistic is kept for each.
-        chunk_bytes: work-memory budget per chunk (default 8 MiB on the CPU, 1 GiB on CUDA).
+        chunk_bytes: work-memory budget of the dense passes (default 2 MiB on the CPU,
+            1 GiB on CUDA); it changes speed, never results.
 
-    `update(logits, targets)` takes logits (..., V) as a numpy array or a torch tensor (CPU or
-    CUDA; computed on its device, float16/bfloat16 upcast per chunk) and integer targets (...).
+    `update(logits, targets)` takes logits (..., V) as a numpy array or a torch tensor and integer
+    targets (...). CUDA tensors are computed on their device; CPU tensors go through the numpy
+    kernel on a zero-copy view (bfloat16 through torch, upcast per chunk); float16 is upcast to
+    float32 per chunk, float64 is computed in float64.
     Raises `InputError` for NaN/infinite logits, targets outside [0, V), mismatched shapes or an
     empty update.
     """
@@ -129,8 +145,7 @@ class TokenCalibration:
         self.temperatures = _check_temperatures(temperatures)
         self.chunk_bytes = chunk_bytes
         self._edges = width_edges(self.n_bins)
-        self._numpy_kernel: NumpyStatsKernel | None = None
-        self._torch_kernel = None
+        self._kernels: dict[tuple[str, int], StatsKernel] = {}
         shape = (len(self.temperatures), self.n_bins)
         self._state: dict[str, np.ndarray] = {
             "n_positions": np.zeros((), np.int64),
@@ -146,16 +161,29 @@ class TokenCalibration:
         return int(self._state["n_positions"])
 
     def _rows_per_chunk(self, itemsize: int, default_bytes: int) -> int:
+        """Positions per sub-chunk so that its work buffers fit the memory budget."""
         budget = default_bytes if self.chunk_bytes is None else self.chunk_bytes
         per_row = self.vocab_size * (3 * max(itemsize, 4) + 1)
         return max(1, budget // per_row)
 
+    def _run(self, kernel: StatsKernel, z: Any, y: Any, y_host: np.ndarray) -> None:
+        """Feed positions to `kernel` in blocks of FOLD_ROWS and fold each block's statistics."""
+        offset = self.n_positions
+        for start in range(0, z.shape[0], FOLD_ROWS):
+            stop = min(start + FOLD_ROWS, z.shape[0])
+            stats = kernel(z[start:stop], y[start:stop], offset + start)
+            self._fold(stats, y_host[start:stop])
+
     def update(self, logits: Any, targets: Any) -> None:
         """Accumulate positions with logits (..., V) and target token ids (...)."""
-        if _is_torch(logits):
-            self._update_torch(logits, targets)
-        else:
+        if not _is_torch(logits):
             self._update_numpy(logits, targets)
+            return
+        z = logits.detach()
+        if z.device.type == "cpu" and z.dtype in _numpy_floats():
+            self._update_numpy(z.numpy(), np.asarray(targets))
+        else:
+            self._update_torch(z, targets)
 
     def _check_shapes(self, logits_shape: tuple[int, ...], targets_shape: tuple[int, ...]) -> None:
         if len(logits_shape) < 2 or logits_shape[-1] != self.vocab_size:
@@ -174,7 +202,9 @@ class TokenCalibration:
     def _check_targets(self, lo: int, hi: int) -> None:
         if lo < 0 or hi >= self.vocab_size:
             bad = lo if lo < 0 else hi
-            raise InputError(f"targets: token id {bad} outside the vocabulary [0, {self.vocab_size})")
+            raise InputError(
+                f"targets: token id {bad} outside the vocabulary [0, {self.vocab_size})"
+            )
 
     def _update_numpy(self, logits: Any, targets: Any) -> None:
         z = np.asarray(logits)
@@ -188,20 +218,18 @@ class TokenCalibration:
         y = y.reshape(-1).astype(np.int64)
         self._check_targets(int(y.min()), int(y.max()))
         rows = self._rows_per_chunk(z.dtype.itemsize, CPU_CHUNK_BYTES)
-        if self._numpy_kernel is None or self._numpy_kernel.rows != rows:
-            self._numpy_kernel = NumpyStatsKernel(self.vocab_size, self.temperatures, self.n_bins, rows)
-        offset = self.n_positions
-        for start in range(0, z.shape[0], rows):
-            stop = min(start + rows, z.shape[0])
-            stats = self._numpy_kernel(z[start:stop], y[start:stop], offset + start)
-            self._fold(stats, y[start:stop])
+        key = ("numpy", rows)
+        if key not in self._kernels:
+            self._kernels[key] = NumpyStatsKernel(
+                self.vocab_size, self.temperatures, self.n_bins, rows
+            )
+        self._run(self._kernels[key], z, y, y)
 
-    def _update_torch(self, logits: Any, targets: Any) -> None:
+    def _update_torch(self, z: Any, targets: Any) -> None:
         import torch
 
         from calibbench.metrics.token_stats_torch import TorchStatsKernel
 
-        z = logits.detach()
         self._check_shapes(tuple(z.shape), tuple(np.shape(targets)))
         if not z.is_floating_point():
             raise InputError(f"logits: expected a floating-point tensor, got dtype {z.dtype}")
@@ -211,16 +239,14 @@ class TokenCalibration:
         z = z.reshape(-1, self.vocab_size)
         y = y.reshape(-1).long()
         self._check_targets(int(y.min()), int(y.max()))
-        if self._torch_kernel is None:
-            self._torch_kernel = TorchStatsKernel(self.temperatures, self.n_bins)
-        default = CUDA_CHUNK_BYTES if z.device.type == "cuda" else CPU_CHUNK_BYTES
+        default = CUDA_CHUNK_BYTES if z.device.type == "cuda" else TORCH_CPU_CHUNK_BYTES
         rows = self._rows_per_chunk(z.element_size(), default)
-        y_host = y.cpu().numpy()
-        offset = self.n_positions
-        for start in range(0, z.shape[0], rows):
-            stop = min(start + rows, z.shape[0])
-            stats = self._torch_kernel(z[start:stop], y[start:stop], offset + start)
-            self._fold(stats, y_host[start:stop])
+        key = ("torch", rows)
+        if key not in self._kernels:
+            self._kernels[key] = TorchStatsKernel(
+                self.vocab_size, self.temperatures, self.n_bins, rows
+            )
+        self._run(self._kernels[key], z, y, y.cpu().numpy())
 
     def _fold(self, st: ChunkStats, targets: np.ndarray) -> None:
         """Add one chunk's statistics to the state (all float64 / int64 on the host)."""
@@ -289,7 +315,7 @@ class TokenCalibration:
         s = self._state
         n = self.n_positions
         if n == 0:
-            raise InputError("TokenCalibration.compute: no positions accumulated; call update first")
+            raise InputError("TokenCalibration.compute: no positions accumulated; call update")
         gap = np.abs(s["full_hits"] - s["full_mass"]).sum(axis=1)
         top_gap = np.abs(s["top1_correct"] - s["top1_confidence"])
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -337,7 +363,9 @@ class TokenCalibration:
                     )
                 acc._state[key] = loaded.copy()
         except KeyError as exc:
-            raise InputError(f"state: missing key {exc.args[0]!r}; not a TokenCalibration state") from None
+            raise InputError(
+                f"state: missing key {exc.args[0]!r}; not a TokenCalibration state"
+            ) from None
         return acc
 
 

@@ -12,14 +12,20 @@ x_ik >= T_j log(s0_ij / B) for some j, and there are at most B such entries per 
 temperature. The kernel returns those candidates (with a safety margin) as a sparse list, so the
 bins above bin 0 are filled exactly and bin 0 follows from the totals (probabilities sum to 1).
 
-The dense work is a handful of vectorised passes over each chunk (max, subtract, and per
-temperature one exp and four row-wise dot products through BLAS); nothing of size N x V is ever
-allocated, only work buffers of one chunk.
+The threshold is never above 0, so every maximal entry (x == 0) is a candidate too and the
+argmax (first maximal index) is read off the candidates rather than from another pass.
+
+The dense work is a handful of vectorised passes over each sub-chunk (max, subtract, and per
+temperature one exp and four row-wise dot products through BLAS) sized to stay in the CPU's L2
+cache; nothing of size N x V is ever allocated. The per-position sums are the same whatever the
+chunking (each row is reduced on its own), so merging accumulators of any split of the data
+reproduces one pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,10 +65,24 @@ class ChunkStats:
 def candidate_threshold(s0: np.ndarray, temperatures: np.ndarray, n_bins: int) -> np.ndarray:
     """Per-position lower bound on x for entries that can reach p >= 1 / n_bins, shape (c,).
 
-    `s0` is (nT, c); the bound is min_j T_j log(s0_j / B) less a margin far above rounding error.
+    `s0` is (nT, c); the bound is min(0, min_j T_j log(s0_j / B)) less a margin far above
+    rounding error (0 so that the maximal entries are always candidates).
     """
-    theta = (temperatures[:, None] * np.log(s0 / n_bins)).min(axis=0)
+    theta = np.minimum((temperatures[:, None] * np.log(s0 / n_bins)).min(axis=0), 0.0)
     return theta - CANDIDATE_MARGIN * (1.0 + np.abs(theta))
+
+
+def first_max_index(cand_row: np.ndarray, cand_col: np.ndarray, cand_x: np.ndarray, c: int):
+    """Argmax (first maximal index) of each of c positions from its candidates, (c,) int64.
+
+    Candidates come in row-major order and include every entry with x == 0 (see
+    `candidate_threshold`), so the first candidate of a row with x == 0 is its argmax.
+    """
+    top = cand_x == 0.0
+    rows, first = np.unique(cand_row[top], return_index=True)
+    if len(rows) != c:
+        raise AssertionError("every position must have a maximal candidate")
+    return cand_col[top][first]
 
 
 def nonfinite_logits_error(position: int) -> InputError:
@@ -80,81 +100,117 @@ def check_finite_rows(z: np.ndarray, offset: int) -> None:
         raise nonfinite_logits_error(offset + int(np.argmax(bad)))
 
 
-class NumpyStatsKernel:
-    """Computes `ChunkStats` for numpy logits, reusing work buffers of `rows` x V."""
+class StatsKernel:
+    """Computes `ChunkStats` of a block of positions, `rows` positions (one sub-chunk) at a time.
+
+    Subclasses implement `_dense` for one array library; this loop and everything after the
+    dense passes is shared, so both libraries produce statistics the same way.
+    """
 
     def __init__(self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int):
+        self.vocab_size = vocab_size
         self.temperatures = temperatures
         self.betas = 1.0 / temperatures
         self.n_bins = n_bins
         self.rows = rows
-        self.vocab_size = vocab_size
+
+    def __call__(self, z: Any, targets: Any, offset: int) -> ChunkStats:
+        """Statistics of logits `z` (c, V) with targets (c,); `offset` numbers the positions."""
+        c = z.shape[0]
+        moments = np.empty((4, len(self.betas), c))
+        x_target = np.empty(c)
+        flats, xs = [], []
+        for start in range(0, c, self.rows):
+            stop = min(start + self.rows, c)
+            xt, flat, cx = self._dense(
+                z[start:stop], targets[start:stop], offset + start, moments[:, :, start:stop]
+            )
+            x_target[start:stop] = xt
+            flats.append(flat + start * self.vocab_size)
+            xs.append(cx)
+        cand_row, cand_col = np.divmod(np.concatenate(flats), self.vocab_size)
+        cand_x = np.concatenate(xs)
+        return ChunkStats(
+            argmax=first_max_index(cand_row, cand_col, cand_x, c),
+            x_target=x_target,
+            s0=moments[0],
+            s1=moments[1],
+            s2=moments[2],
+            q=moments[3],
+            cand_row=cand_row,
+            cand_col=cand_col,
+            cand_x=cand_x,
+        )
+
+    def _dense(
+        self, z: Any, targets: Any, offset: int, out: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Fill `out` (4, nT, c) with s0, s1, s2, q of a sub-chunk z (c, V).
+
+        Returns, on the host: x at the targets (c,) float64, the flat indices (into c x V) of the
+        candidates in row-major order (int64), and their x (float64).
+        """
+        raise NotImplementedError
+
+
+class NumpyStatsKernel(StatsKernel):
+    """`StatsKernel` for numpy logits, through reused work buffers of `rows` x V."""
+
+    def __init__(self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int):
+        super().__init__(vocab_size, temperatures, n_bins, rows)
         self._buffers: dict[np.dtype, tuple[np.ndarray, ...]] = {}
 
     def _work(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
+        """Work buffers (rows, V) of `dtype`: x, x^2 and e, plus a (V,) vector of ones."""
         if dtype not in self._buffers:
             shape = (self.rows, self.vocab_size)
-            self._buffers[dtype] = (
-                np.empty(shape, dtype),
-                np.empty(shape, dtype),
-                np.empty(shape, dtype),
-                np.ones(self.vocab_size, dtype),
-            )
+            work = tuple(np.empty(shape, dtype) for _ in range(3))
+            self._buffers[dtype] = (*work, np.ones(self.vocab_size, dtype))
         return self._buffers[dtype]
 
-    def __call__(self, z: np.ndarray, targets: np.ndarray, offset: int) -> ChunkStats:
-        """Statistics of logits `z` (c, V), c <= rows, with targets (c,); `offset` names rows."""
+    def _dense(
+        self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         c = z.shape[0]
         dtype = np.dtype(np.float64 if z.dtype == np.float64 else np.float32)
         bx, bx2, be, ones = self._work(dtype)
         bx, bx2, be = bx[:c], bx2[:c], be[:c]
-        rows = np.arange(c)
-        argmax = z.argmax(axis=1)
-        m = z[rows, argmax].astype(dtype)
+        m = z.max(axis=1)
         if not np.isfinite(m).all():
             check_finite_rows(z, offset)
         x = np.subtract(z, m[:, None], out=bx, dtype=dtype, casting="unsafe")
         with np.errstate(over="ignore", invalid="ignore"):
-            moments = self._moments(x, bx2, be, ones)
-        if not np.isfinite(moments).all():
+            self._moments(x, bx2, be, ones, out)
+        if not np.isfinite(out).all():
             check_finite_rows(z, offset)
             np.maximum(x, X_FLOOR, out=x)
-            moments = self._moments(x, bx2, be, ones)
-        s0, s1, s2, q = moments
-        theta = candidate_threshold(s0, self.temperatures, self.n_bins)
+            self._moments(x, bx2, be, ones, out)
+        theta = candidate_threshold(out[0], self.temperatures, self.n_bins)
         flat = np.flatnonzero(x >= theta.astype(dtype)[:, None])
-        cand_row, cand_col = np.divmod(flat, self.vocab_size)
-        return ChunkStats(
-            argmax=argmax.astype(np.int64),
-            x_target=x[rows, targets].astype(np.float64),
-            s0=s0,
-            s1=s1,
-            s2=s2,
-            q=q,
-            cand_row=cand_row,
-            cand_col=cand_col,
-            cand_x=x.ravel()[flat].astype(np.float64),
-        )
+        x_target = x[np.arange(c), targets].astype(np.float64)
+        return x_target, flat, x.ravel()[flat].astype(np.float64)
 
     def _moments(
-        self, x: np.ndarray, x2: np.ndarray, e: np.ndarray, ones: np.ndarray
-    ) -> np.ndarray:
-        """(4, nT, c) float64: s0, s1, s2, q at each temperature."""
+        self, x: np.ndarray, x2: np.ndarray, e: np.ndarray, ones: np.ndarray, out: np.ndarray
+    ) -> None:
+        """Write s0, s1, s2, q at each temperature into `out` (4, nT, c)."""
         np.multiply(x, x, out=x2)
-        out = np.empty((4, len(self.betas), x.shape[0]))
         for j, beta in enumerate(self.betas):
             if beta == 1.0:
                 np.exp(x, out=e)
             else:
                 np.multiply(x, beta.astype(x.dtype), out=e)
                 np.exp(e, out=e)
-            out[0, j] = np.matmul(e[:, None, :], ones[:, None])[:, 0, 0]
+            out[0, j] = _rowdot(e, ones)
             out[1, j] = _rowdot(e, x)
             out[2, j] = _rowdot(e, x2)
             out[3, j] = _rowdot(e, e)
-        return out
 
 
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Row-wise dot products of (c, V) arrays through batched BLAS, shape (c,)."""
-    return np.matmul(a[:, None, :], b[:, :, None])[:, 0, 0]
+    """Row-wise dot products of (c, V) arrays (b may be one (V,) vector), shape (c,).
+
+    Batched BLAS: each row is reduced by its own call, so a row's sum does not depend on the
+    other rows of the chunk (a plain matrix-vector product groups rows and does).
+    """
+    return np.matmul(a[:, None, :], b[..., :, None])[:, 0, 0]

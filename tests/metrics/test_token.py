@@ -245,6 +245,20 @@ def test_counts_are_exact_beyond_float32_range():
     np.testing.assert_array_equal(got.full_count, per_row.compute().full_count * n)
 
 
+def test_bfloat16_tensors_go_through_the_torch_kernel_and_agree_with_numpy():
+    rng = np.random.default_rng(10)
+    z, y = llm_like(rng, 200, 300)
+    zb = torch.from_numpy(z).bfloat16()
+    a = TokenCalibration(300, temperatures=TEMPS)
+    a.update(zb.float().numpy(), y)
+    b = TokenCalibration(300, temperatures=TEMPS)
+    b.update(zb, torch.from_numpy(y))
+    ra, rb = a.compute(), b.compute()
+    for key in SCALARS:
+        np.testing.assert_allclose(getattr(rb, key), getattr(ra, key), rtol=1e-6, err_msg=key)
+    np.testing.assert_array_equal(rb.full_count, ra.full_count)
+
+
 def test_torch_and_numpy_agree():
     rng = np.random.default_rng(9)
     z, y = llm_like(rng, 300, 500)

@@ -1,0 +1,80 @@
+"""The per-position statistics kernels: numpy and torch agree, sums are chunking-invariant."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.special import softmax
+
+from calibbench.metrics.token_stats import NumpyStatsKernel, candidate_threshold
+from calibbench.metrics.token_stats_torch import TorchStatsKernel
+
+TEMPS = np.array([0.5, 1.0, 1.7])
+
+
+def logits(seed: int, n: int, v: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = (rng.standard_normal((n, v)) * 3).astype(np.float32)
+    z[np.arange(n), rng.integers(0, v, n)] += 6
+    return z, rng.integers(0, v, n)
+
+
+def test_moments_match_direct_float64_sums():
+    z, y = logits(0, 20, 300)
+    st = NumpyStatsKernel(300, TEMPS, 15, rows=7)(z, y, 0)
+    x = z.astype(np.float64) - z.max(axis=1, keepdims=True)
+    for j, t in enumerate(TEMPS):
+        e = np.exp(x / t)
+        np.testing.assert_allclose(st.s0[j], e.sum(1), rtol=1e-6)
+        np.testing.assert_allclose(st.s1[j], (e * x).sum(1), rtol=1e-5)
+        np.testing.assert_allclose(st.s2[j], (e * x**2).sum(1), rtol=1e-5)
+        np.testing.assert_allclose(st.q[j], (e**2).sum(1), rtol=1e-6)
+    np.testing.assert_array_equal(st.argmax, z.argmax(1))
+    np.testing.assert_allclose(st.x_target, x[np.arange(20), y], rtol=1e-6)
+
+
+def test_candidates_hold_every_entry_that_can_leave_the_first_bin():
+    z, y = logits(1, 50, 400)
+    n_bins = 15
+    st = NumpyStatsKernel(400, TEMPS, n_bins, rows=8)(z, y, 0)
+    cand = set(zip(st.cand_row.tolist(), st.cand_col.tolist(), strict=True))
+    for t in TEMPS:
+        p = softmax(z.astype(np.float64) / t, axis=1)
+        needed = set(zip(*np.nonzero(p >= 1.0 / n_bins), strict=True))
+        assert needed <= cand
+    assert len(cand) <= 50 * n_bins * len(TEMPS) + 50
+    # Every maximal entry is a candidate, so the argmax comes from them.
+    assert set(zip(range(50), z.argmax(1).tolist(), strict=True)) <= cand
+
+
+def test_threshold_is_never_above_zero():
+    s0 = np.array([[1.0, 40.0, 1000.0]])
+    theta = candidate_threshold(s0, np.array([1.0]), 15)
+    assert np.all(theta < 0)
+    assert theta[0] == pytest.approx(np.log(1 / 15), rel=1e-3)
+
+
+@pytest.mark.parametrize("v", [37, 1000, 4099])
+def test_per_position_sums_do_not_depend_on_chunking(v):
+    z, y = logits(v, 40, v)
+    one = NumpyStatsKernel(v, TEMPS, 15, rows=1)
+    per_row = [one(z[i : i + 1], y[i : i + 1], i) for i in range(40)]
+    for rows in (3, 16, 40):
+        st = NumpyStatsKernel(v, TEMPS, 15, rows=rows)(z, y, 0)
+        for name in ("s0", "s1", "s2", "q"):
+            want = np.concatenate([getattr(r, name) for r in per_row], axis=1)
+            np.testing.assert_array_equal(getattr(st, name), want, err_msg=f"{name}, rows={rows}")
+
+
+def test_torch_kernel_matches_numpy_kernel_on_cpu():
+    z, y = logits(2, 64, 777)
+    a = NumpyStatsKernel(777, TEMPS, 15, rows=5)(z, y, 0)
+    b = TorchStatsKernel(777, TEMPS, 15, rows=9)(torch.from_numpy(z), torch.from_numpy(y), 0)
+    np.testing.assert_array_equal(a.argmax, b.argmax)
+    np.testing.assert_array_equal(a.x_target, b.x_target)
+    np.testing.assert_array_equal(a.cand_row, b.cand_row)
+    np.testing.assert_array_equal(a.cand_col, b.cand_col)
+    np.testing.assert_array_equal(a.cand_x, b.cand_x)
+    for name in ("s0", "s1", "s2", "q"):
+        np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=2e-6, err_msg=name)

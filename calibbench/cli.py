@@ -1,0 +1,94 @@
+"""Command-line entry points that the Snakemake rules call: files in, files out, no computing here.
+
+`calibbench <command> --help` lists each command's options. User errors (`InputError`) are
+printed as one line without a traceback and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from calibbench.errors import InputError
+
+
+def _write_json(data: Any, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2, allow_nan=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _cmd_synthetic(args: argparse.Namespace) -> None:
+    from calibbench.records import write_parquet
+    from calibbench.synthetic import overconfident_answers
+
+    frame = overconfident_answers(args.n, seed=args.seed, tau=args.tau, a=args.a, b=args.b)
+    write_parquet(frame, args.out)
+
+
+def _cmd_metrics(args: argparse.Namespace) -> None:
+    from calibbench.metrics.summary import answer_summary
+    from calibbench.records import read_answer_records
+
+    frame = read_answer_records(args.records, args.confidence_column, args.correct_column)
+    summary = answer_summary(
+        frame[args.confidence_column].to_numpy(),
+        frame[args.correct_column].to_numpy(),
+        n_bins=args.n_bins,
+        n_resamples=args.bootstrap,
+        level=args.level,
+        seed=args.seed,
+    )
+    summary = {"records": str(args.records), "confidence_column": args.confidence_column} | summary
+    _write_json(summary, args.out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `calibbench` argument parser."""
+    parser = argparse.ArgumentParser(prog="calibbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synthetic", help="seeded synthetic answer records")
+    p.add_argument("--out", type=Path, required=True, help="output Parquet file")
+    p.add_argument("--n", type=int, default=2000, help="number of records")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tau", type=float, default=2.0, help="over-confidence (1 = calibrated)")
+    p.add_argument("--a", type=float, default=5.0, help="Beta(a, b) of stated confidences")
+    p.add_argument("--b", type=float, default=1.5, help="Beta(a, b) of stated confidences")
+    p.set_defaults(func=_cmd_synthetic)
+
+    p = sub.add_parser("metrics", help="answer-level metrics with bootstrap CIs")
+    p.add_argument("--records", type=Path, required=True, help="Parquet file of answer records")
+    p.add_argument("--out", type=Path, required=True, help="output JSON file")
+    p.add_argument("--confidence-column", default="confidence")
+    p.add_argument("--correct-column", default="correct")
+    p.add_argument("--n-bins", type=int, default=15)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--level", type=float, default=0.95, help="CI coverage")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.set_defaults(func=_cmd_metrics)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit status (0 ok, 2 for an `InputError`)."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as exc:
+        print(f"calibbench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -60,6 +60,7 @@ class TokenMetrics:
     n_positions: int
     vocab_size: int
     n_bins: int
+    approximation: str | None
     full_ece: np.ndarray
     full_ece_per_entry: np.ndarray
     top1_ece: np.ndarray
@@ -87,6 +88,7 @@ class TokenMetrics:
         frame = pd.DataFrame({n: getattr(self, n) for n in names})
         frame.insert(0, "temperature", self.temperatures)
         frame["n_positions"] = self.n_positions
+        frame["approximation"] = self.approximation or ""
         return frame
 
 
@@ -118,6 +120,9 @@ class TokenCalibration:
         vocab_size: V, the size of the last axis of the logits.
         n_bins: B, equal-width confidence bins.
         temperatures: the grid T_1..T_nT; every statistic is kept for each.
+        approximation: None for full next-token distributions; otherwise a label saying how the
+            distributions were approximated (e.g. "top-20 + unseen-mass bucket" for API
+            log-probs). It travels with the state and the metrics so reports can say so.
         chunk_bytes: work-memory budget of the dense passes (default 2 MiB on the CPU,
             1 GiB on CUDA); it changes speed, never results.
 
@@ -135,6 +140,7 @@ class TokenCalibration:
         n_bins: int = 15,
         temperatures: Sequence[float] = (1.0,),
         chunk_bytes: int | None = None,
+        approximation: str | None = None,
     ):
         if isinstance(vocab_size, bool) or not isinstance(vocab_size, (int, np.integer)):
             raise InputError(f"vocab_size: expected a positive integer, got {vocab_size!r}")
@@ -144,6 +150,7 @@ class TokenCalibration:
         self.n_bins = check_n_bins(n_bins)
         self.temperatures = _check_temperatures(temperatures)
         self.chunk_bytes = chunk_bytes
+        self.approximation = approximation
         self._edges = width_edges(self.n_bins)
         self._kernels: dict[tuple[str, int], StatsKernel] = {}
         shape = (len(self.temperatures), self.n_bins)
@@ -299,11 +306,11 @@ class TokenCalibration:
         """Add `other`'s state into this accumulator (in place) and return self."""
         if not isinstance(other, TokenCalibration):
             raise InputError(f"merge: expected a TokenCalibration, got {type(other).__name__}")
-        mine = (self.vocab_size, self.n_bins, self.temperatures.tolist())
-        theirs = (other.vocab_size, other.n_bins, other.temperatures.tolist())
+        mine = (self.vocab_size, self.n_bins, self.temperatures.tolist(), self.approximation)
+        theirs = (other.vocab_size, other.n_bins, other.temperatures.tolist(), other.approximation)
         if mine != theirs:
             raise InputError(
-                "merge: accumulators differ in (vocab_size, n_bins, temperatures): "
+                "merge: accumulators differ in (vocab_size, n_bins, temperatures, approximation): "
                 f"{mine} vs {theirs}"
             )
         for key, value in other._state.items():
@@ -325,6 +332,7 @@ class TokenCalibration:
             n_positions=n,
             vocab_size=self.vocab_size,
             n_bins=self.n_bins,
+            approximation=self.approximation,
             full_ece=gap / n,
             full_ece_per_entry=gap / (n * self.vocab_size),
             top1_ece=top_gap.sum(axis=1) / n,
@@ -345,6 +353,7 @@ class TokenCalibration:
             "vocab_size": np.asarray(self.vocab_size, np.int64),
             "n_bins": np.asarray(self.n_bins, np.int64),
             "temperatures": self.temperatures.copy(),
+            "approximation": np.asarray(self.approximation or ""),
         }
         return config | {k: v.copy() for k, v in self._state.items()}
 
@@ -353,7 +362,10 @@ class TokenCalibration:
         """Rebuild an accumulator from `state_dict()` output (e.g. a loaded `.npz`)."""
         try:
             acc = cls(
-                int(state["vocab_size"]), int(state["n_bins"]), np.asarray(state["temperatures"])
+                int(state["vocab_size"]),
+                int(state["n_bins"]),
+                np.asarray(state["temperatures"]),
+                approximation=str(state.get("approximation", "")) or None,
             )
             for key, value in acc._state.items():
                 loaded = np.asarray(state[key], dtype=value.dtype)

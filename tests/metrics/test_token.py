@@ -187,7 +187,7 @@ def _state_equal(a: TokenCalibration, b: TokenCalibration, rtol: float) -> None:
     sa, sb = a.state_dict(), b.state_dict()
     assert sa.keys() == sb.keys()
     for key in sa:
-        if sa[key].dtype.kind == "i":
+        if sa[key].dtype.kind in "iU":
             np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
         else:
             np.testing.assert_allclose(sa[key], sb[key], rtol=rtol, atol=0, err_msg=key)

@@ -8,23 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
+from calibbench.artifacts import write_json
 from calibbench.errors import InputError
-
-
-def _write_json(data: Any, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2, allow_nan=False)
-        fh.write("\n")
-    os.replace(tmp, path)
 
 
 def _cmd_synthetic(args: argparse.Namespace) -> None:
@@ -49,7 +38,40 @@ def _cmd_metrics(args: argparse.Namespace) -> None:
         seed=args.seed,
     )
     summary = {"records": str(args.records), "confidence_column": args.confidence_column} | summary
-    _write_json(summary, args.out)
+    write_json(summary, args.out)
+
+
+def _cmd_collect(args: argparse.Namespace) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from calibbench.collect import CollectSettings, collect
+    from calibbench.models import load_model
+
+    try:
+        spec = (
+            json.loads(args.spec) if args.spec else {"runtime": "llamacpp", "builtin": args.model}
+        )
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--spec: not valid JSON ({exc})") from None
+    try:
+        requests = pq.read_table(args.requests).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{args.requests}: cannot read requests as Parquet ({exc})") from None
+    settings = CollectSettings(
+        chunk_size=args.chunk_size, n_bins=args.n_bins, temperatures=tuple(args.temperatures)
+    )
+    with load_model(args.model, spec) as model:
+        collect(model, requests, args.out, settings, progress=not args.no_progress)
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,6 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--level", type=float, default=0.95, help="CI coverage")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.set_defaults(func=_cmd_metrics)
+
+    p = sub.add_parser("collect", help="run a model over a requests file (resumable)")
+    p.add_argument("--model", required=True, help="model name (a built-in name, or any name)")
+    p.add_argument("--spec", help="model entry as JSON (default: the built-in, llama.cpp)")
+    p.add_argument("--requests", type=Path, required=True, help="Parquet file of requests")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.add_argument("--chunk-size", type=int, default=32, help="requests per resumable chunk")
+    p.add_argument("--n-bins", type=int, default=15)
+    p.add_argument("--temperatures", type=_floats, default=[1.0], help="e.g. 0.7,1.0,1.3")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_collect)
     return parser
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -11,26 +9,15 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from calibbench.artifacts import write_parquet
 from calibbench.errors import InputError
+
+__all__ = ["read_answer_records", "write_parquet"]
 
 
 def _plain(value: object) -> object:
     """A numpy scalar as the Python value it holds (for messages: 1.5, not np.float64(1.5))."""
     return value.item() if isinstance(value, np.generic) else value
-
-
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write `frame` to `path` atomically (a temporary file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def read_answer_records(

@@ -1,0 +1,134 @@
+"""Model runtimes behind one interface (`LanguageModel`), and `load_model` to build one from a
+configuration entry.
+
+A model entry (config `models:`) names a runtime and where the weights or the endpoint are:
+
+    {"runtime": "llamacpp", "builtin": "smollm2-135m"}          # GGUF from an installed package
+    {"runtime": "llamacpp", "path": "/models/x.gguf"}
+    {"runtime": "hf", "builtin": "gemma3-270m"}                  # the same GGUF, via transformers
+    {"runtime": "hf", "hub": "meta-llama/Llama-3.2-1B", "revision": "main"}   # needs network
+    {"runtime": "hf", "path": "/models/dir", "gguf_file": "x.gguf"}
+    {"runtime": "openai", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"}
+    {"runtime": "openai", "serve": "smollm2-135m"}   # a llama.cpp server started for the run
+
+Other keys are passed to the runtime's constructor (e.g. n_ctx, batch_size, dtype, timeout).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calibbench.errors import InputError
+from calibbench.models.base import (
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    LanguageModel,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    ModelInfo,
+    ScoredText,
+)
+from calibbench.models.builtin import BUILTIN, gguf_path
+
+RUNTIMES = ("llamacpp", "hf", "openai")
+
+__all__ = [
+    "BUILTIN",
+    "RUNTIMES",
+    "Completion",
+    "GenerationRequest",
+    "GenerationResult",
+    "LanguageModel",
+    "LoglikelihoodRequest",
+    "LoglikelihoodResult",
+    "ModelInfo",
+    "ScoredText",
+    "load_model",
+]
+
+
+def load_model(name: str, spec: dict[str, Any]) -> LanguageModel:
+    """Build the model `name` from its configuration entry `spec` (see the module docstring)."""
+    spec = dict(spec)
+    runtime = spec.pop("runtime", None)
+    if runtime not in RUNTIMES:
+        raise InputError(f"models.{name}.runtime: expected one of {RUNTIMES}, got {runtime!r}")
+    try:
+        if runtime == "llamacpp":
+            return _llamacpp(name, spec)
+        if runtime == "hf":
+            return _hf(name, spec)
+        return _openai(name, spec)
+    except TypeError as exc:
+        raise InputError(f"models.{name}: {exc}") from None
+
+
+def _llamacpp(name: str, spec: dict[str, Any]) -> LanguageModel:
+    from calibbench.models.llamacpp import LlamaCppModel
+
+    if "builtin" in spec:
+        builtin = spec.pop("builtin")
+        return LlamaCppModel.builtin(builtin, **spec) if name == builtin else LlamaCppModel(
+            gguf_path(builtin), name=name, family=BUILTIN[builtin].family,
+            quantization=BUILTIN[builtin].quantization, **spec,
+        )  # fmt: skip
+    if "path" not in spec:
+        raise InputError(f"models.{name}: a llamacpp model needs 'builtin' or 'path'")
+    return LlamaCppModel(spec.pop("path"), name=name, **spec)
+
+
+def _hf(name: str, spec: dict[str, Any]) -> LanguageModel:
+    from calibbench.models.hf import HFModel
+
+    if "builtin" in spec:
+        return HFModel.builtin(spec.pop("builtin"), name=name, **spec)
+    if "hub" in spec:
+        return HFModel(spec.pop("hub"), name=name, **spec)
+    if "path" not in spec:
+        raise InputError(f"models.{name}: an hf model needs 'builtin', 'hub' or 'path'")
+    return HFModel(spec.pop("path"), name=name, **spec)
+
+
+def _openai(name: str, spec: dict[str, Any]) -> LanguageModel:
+    from calibbench.models.openai_compat import OpenAICompatModel
+
+    serve = spec.pop("serve", None)
+    if serve is None:
+        return OpenAICompatModel(name=name, **spec)
+    from calibbench.models.llamacpp_server import LlamaCppServer
+
+    server = LlamaCppServer(gguf_path(serve))
+    server.__enter__()
+    try:
+        model = OpenAICompatModel(base_url=server.base_url, model=serve, name=name, **spec)
+    except BaseException:
+        server.__exit__(None, None, None)
+        raise
+    return _Served(model, server)
+
+
+class _Served(LanguageModel):
+    """An API model whose local server lives exactly as long as the model."""
+
+    def __init__(self, model: LanguageModel, server: Any):
+        self._model = model
+        self._server = server
+
+    def info(self) -> ModelInfo:
+        return self._model.info()
+
+    def loglikelihood(self, requests, accumulator=None):  # type: ignore[no-untyped-def]
+        return self._model.loglikelihood(requests, accumulator)
+
+    def generate(self, requests):  # type: ignore[no-untyped-def]
+        return self._model.generate(requests)
+
+    def score_text(self, texts, accumulator=None):  # type: ignore[no-untyped-def]
+        return self._model.score_text(texts, accumulator)
+
+    def close(self) -> None:
+        try:
+            self._model.close()
+        finally:
+            self._server.__exit__(None, None, None)

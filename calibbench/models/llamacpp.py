@@ -1,0 +1,381 @@
+"""GGUF models through llama-cpp-python: the fast path on the CPU.
+
+Logits are read batch by batch straight from llama.cpp's output buffer (n_batch x V floats), never
+as an n_ctx x V matrix: the model is created with `logits_all=False` and each decode asks for
+logits only at the positions a request needs. Those rows feed the token-level accumulator and the
+log-softmax directly. Generation uses calibbench's own sampler on the same rows (temperature, then
+nucleus top-p, then a draw from `numpy.random.default_rng(seed)`), so log-probs are those of the
+untempered distribution and samples are reproducible.
+
+Every public call starts from an empty KV cache, so its results do not depend on what ran before
+(a resumed collection reproduces an uninterrupted one); within a call, requests that share a
+prefix with the previous one reuse its KV entries.
+
+Install note: the default native build of llama-cpp-python crashed on this project's VMs with an
+illegal AMX instruction at the first decode; the README's install command builds it with
+GGML_NATIVE=OFF (see docs/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from calibbench.errors import InputError
+from calibbench.metrics.token import TokenCalibration
+from calibbench.models.base import (
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    LanguageModel,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    ModelInfo,
+    ScoredText,
+)
+from calibbench.models.builtin import BUILTIN, file_sha256, gguf_path
+
+
+def _log_softmax_at(rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log p(target) per row (float64) and whether each target is the row's argmax."""
+    m = rows.max(axis=1, keepdims=True)
+    lse = m[:, 0].astype(np.float64) + np.log(np.exp(rows - m).sum(axis=1, dtype=np.float64))
+    picked = rows[np.arange(len(targets)), targets].astype(np.float64)
+    return picked - lse, rows.argmax(axis=1) == targets
+
+
+def split_pair(context: str, continuation: str) -> tuple[str, str]:
+    """Move trailing whitespace of the context to the continuation (lm-evaluation-harness)."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        return context[:-n_spaces], context[-n_spaces:] + continuation
+    return context, continuation
+
+
+class LlamaCppModel(LanguageModel):
+    """A GGUF model run by llama.cpp.
+
+    Args:
+        model_path: the GGUF file.
+        name, family, quantization: how results name the model (defaults from the file).
+        n_ctx: context length in tokens (requests longer than this raise InputError).
+        n_batch: tokens per decode; bounds the logits buffer to n_batch x V floats.
+        n_threads: CPU threads (default: all this process may use).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        name: str | None = None,
+        family: str | None = None,
+        quantization: str | None = None,
+        n_ctx: int = 2048,
+        n_batch: int = 128,
+        n_threads: int | None = None,
+    ):
+        from llama_cpp import Llama
+
+        path = Path(model_path)
+        if not path.is_file():
+            raise InputError(f"model_path: no GGUF file at {path}")
+        threads = n_threads or len(os.sched_getaffinity(0))
+        self._llm = Llama(
+            str(path),
+            n_ctx=n_ctx,
+            n_batch=n_batch,
+            n_ubatch=n_batch,
+            n_threads=threads,
+            n_threads_batch=threads,
+            logits_all=False,
+            verbose=False,
+        )
+        self._path = path
+        self._name = name or path.stem
+        self._family = family or self._llm.metadata.get("general.architecture", "unknown")
+        self._quantization = quantization
+        self.n_ctx = n_ctx
+        self.n_batch = n_batch
+        self.vocab_size = self._llm.n_vocab()
+        self._vocab = self._llm._model
+        self._add_bos = bool(self._vocab.add_bos_token())
+        self._kv: list[int] = []
+
+    @classmethod
+    def builtin(cls, name: str, **kwargs: object) -> LlamaCppModel:
+        """A built-in model by name (`calibbench.models.builtin`)."""
+        spec = BUILTIN.get(name)
+        path = gguf_path(name)
+        return cls(path, name=name, family=spec.family, quantization=spec.quantization, **kwargs)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self._name,
+            family=self._family,
+            runtime="llamacpp",
+            source=str(self._path),
+            vocab_size=self.vocab_size,
+            n_parameters=int(self._vocab.n_params()),
+            sha256=file_sha256(self._path),
+            quantization=self._quantization,
+            extra={
+                "n_ctx": self.n_ctx,
+                "n_batch": self.n_batch,
+                "add_bos": self._add_bos,
+                "llama_cpp_python": llama_cpp_version(),
+            },
+        )
+
+    def close(self) -> None:
+        self._llm.close()
+
+    # Tokens ----------------------------------------------------------------------------------
+
+    def tokenize(self, text: str, add_bos: bool | None = None) -> list[int]:
+        """Token ids of `text` (BOS first when the model uses one, unless add_bos says)."""
+        bos = self._add_bos if add_bos is None else add_bos
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+
+    def _piece(self, token: int) -> bytes:
+        return self._llm.detokenize([token])
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        if context == "":
+            prefix = self._vocab.token_bos() if self._add_bos else self._vocab.token_eos()
+            return [prefix], self.tokenize(continuation, add_bos=False)
+        context, continuation = split_pair(context, continuation)
+        whole = self.tokenize(context + continuation)
+        ctx = self.tokenize(context)
+        return ctx, whole[len(ctx) :]
+
+    # Forward passes --------------------------------------------------------------------------
+
+    def _reset(self) -> None:
+        self._llm._ctx.kv_cache_seq_rm(-1, 0, -1)
+        self._kv = []
+
+    def _forward(self, ids: Sequence[int], first: int) -> Iterator[tuple[int, np.ndarray]]:
+        """Decode `ids`, reusing the KV cache's common prefix (never past `first`), and yield
+        (position of the first row, logits (rows, V) float32) covering positions >= first.
+
+        A yielded array is a view of llama.cpp's buffer, valid until the next decode.
+        """
+        if len(ids) > self.n_ctx:
+            raise InputError(f"input of {len(ids)} tokens exceeds n_ctx={self.n_ctx}; raise n_ctx")
+        keep = 0
+        for a, b in zip(self._kv, ids[:first], strict=False):
+            if a != b:
+                break
+            keep += 1
+        self._llm._ctx.kv_cache_seq_rm(-1, keep, -1)
+        self._kv = list(ids[:keep])
+        batch = self._llm._batch
+        for start in range(keep, len(ids), self.n_batch):
+            chunk = list(ids[start : start + self.n_batch])
+            batch.set_batch(chunk, n_past=start, logits_all=False)
+            flags = [start + i >= first for i in range(len(chunk))]
+            for i, flag in enumerate(flags):
+                batch.batch.logits[i] = flag
+            self._llm._ctx.decode(batch)
+            self._kv.extend(chunk)
+            n_out = sum(flags)
+            if n_out:
+                rows = np.ctypeslib.as_array(
+                    self._llm._ctx.get_logits(), shape=(n_out * self.vocab_size,)
+                ).reshape(n_out, self.vocab_size)
+                yield start + flags.index(True), rows
+
+    def _score_positions(
+        self, ids: Sequence[int], first: int, accumulator: TokenCalibration | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Log-probs (float64) and greedy flags of ids[p + 1] given ids[: p + 1], p >= first."""
+        logps, greedy = [], []
+        for pos, rows in self._forward(ids, first):
+            rows = rows[: len(ids) - 1 - pos]
+            if len(rows) == 0:
+                continue
+            targets = np.asarray(ids[pos + 1 : pos + 1 + len(rows)], dtype=np.int64)
+            if accumulator is not None:
+                accumulator.update(rows, targets)
+            lp, gr = _log_softmax_at(rows, targets)
+            logps.append(lp)
+            greedy.append(gr)
+        if not logps:
+            return np.zeros(0), np.zeros(0, dtype=bool)
+        return np.concatenate(logps), np.concatenate(greedy)
+
+    def _check_accumulator(self, accumulator: TokenCalibration | None) -> None:
+        if accumulator is not None and accumulator.vocab_size != self.vocab_size:
+            raise InputError(
+                f"accumulator: vocab_size {accumulator.vocab_size} does not match the model's "
+                f"{self.vocab_size}"
+            )
+
+    # LanguageModel ---------------------------------------------------------------------------
+
+    def loglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        accumulator: TokenCalibration | None = None,
+    ) -> list[LoglikelihoodResult]:
+        self._check_accumulator(accumulator)
+        self._reset()
+        out = []
+        for req in requests:
+            ctx, cont = self._encode_pair(req.context, req.continuation)
+            if not cont:
+                raise InputError(
+                    f"loglikelihood: empty continuation for context {req.context[-40:]!r}"
+                )
+            ids = ctx + cont
+            logp, greedy = self._score_positions(ids, len(ctx) - 1, accumulator)
+            out.append(
+                LoglikelihoodResult(
+                    logprob=float(logp.sum()),
+                    is_greedy=bool(greedy.all()),
+                    token_ids=tuple(cont),
+                    token_logprobs=tuple(logp.tolist()),
+                    n_context_tokens=len(ctx),
+                )
+            )
+        return out
+
+    def score_text(
+        self, texts: Sequence[str], accumulator: TokenCalibration | None = None
+    ) -> list[ScoredText]:
+        self._check_accumulator(accumulator)
+        self._reset()
+        out = []
+        for i, text in enumerate(texts):
+            ids = self.tokenize(text)
+            if len(ids) > self.n_ctx:
+                raise InputError(
+                    f"texts[{i}]: {len(ids)} tokens exceed n_ctx={self.n_ctx}; raise n_ctx or "
+                    "split the text"
+                )
+            logp, _ = self._score_positions(ids, 0, accumulator)
+            out.append(ScoredText(token_ids=tuple(ids), token_logprobs=tuple(logp.tolist())))
+        return out
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        self._reset()
+        return [self._generate_one(req) for req in requests]
+
+    def _generate_one(self, req: GenerationRequest) -> GenerationResult:
+        if req.temperature < 0 or not 0 < req.top_p <= 1 or req.n < 1 or req.max_tokens < 1:
+            raise InputError(
+                "generate: need temperature >= 0, 0 < top_p <= 1, n >= 1 and max_tokens >= 1; "
+                f"got {req.temperature}, {req.top_p}, {req.n}, {req.max_tokens}"
+            )
+        if not 0 <= req.top_logprobs <= 20:
+            raise InputError(f"generate: top_logprobs must be in 0..20, got {req.top_logprobs}")
+        prompt = self.tokenize(req.prompt)
+        if len(prompt) + req.max_tokens > self.n_ctx:
+            raise InputError(
+                f"generate: prompt ({len(prompt)} tokens) + max_tokens ({req.max_tokens}) exceed "
+                f"n_ctx={self.n_ctx}"
+            )
+        *_, (_, rows) = self._forward(prompt, len(prompt) - 1)
+        prompt_row = rows[-1].copy()
+        completions = []
+        for k in range(req.n):
+            rng = np.random.default_rng(req.seed + k)
+            row, ids = prompt_row, list(prompt)
+            chosen, logps, tops, finish = [], [], [], "length"
+            for _ in range(req.max_tokens):
+                token, logp, top = _choose(row, req, rng)
+                chosen.append(token)
+                logps.append(logp)
+                tops.append(top)
+                if llama_is_eog(self._vocab, token):
+                    finish = "stop"
+                    break
+                if req.stop and _first_stop(self._text(chosen), req.stop) is not None:
+                    finish = "stop"
+                    break
+                ids.append(token)
+                *_, (_, rows) = self._forward(ids, len(ids) - 1)
+                row = rows[-1]
+            completions.append(self._completion(chosen, logps, tops, finish, req.stop))
+        return GenerationResult(completions=tuple(completions))
+
+    def _text(self, tokens: Sequence[int]) -> str:
+        return b"".join(self._piece(t) for t in tokens).decode("utf-8", errors="replace")
+
+    def _completion(
+        self,
+        tokens: list[int],
+        logps: list[float],
+        tops: list[list[tuple[int, float]]],
+        finish: str,
+        stop: Sequence[str],
+    ) -> Completion:
+        if tokens and llama_is_eog(self._vocab, tokens[-1]):
+            tokens, logps, tops = tokens[:-1], logps[:-1], tops[:-1]
+        text = self._text(tokens)
+        cut = _first_stop(text, stop) if stop else None
+        if cut is not None:
+            text = text[:cut]
+            keep = 0
+            while keep < len(tokens) and len(self._text(tokens[: keep + 1])) <= cut:
+                keep += 1
+            tokens, logps, tops = tokens[:keep], logps[:keep], tops[:keep]
+        pieces = tuple(self._piece(t).decode("utf-8", errors="replace") for t in tokens)
+        return Completion(
+            text=text,
+            tokens=pieces,
+            token_ids=tuple(tokens),
+            token_logprobs=tuple(logps),
+            top_logprobs=tuple(
+                tuple((self._piece(t).decode("utf-8", errors="replace"), lp) for t, lp in top)
+                for top in tops
+            ),
+            finish_reason=finish,
+        )
+
+
+def llama_cpp_version() -> str:
+    """The installed llama-cpp-python version (results can differ slightly between versions)."""
+    import llama_cpp
+
+    return str(llama_cpp.__version__)
+
+
+def llama_is_eog(vocab: object, token: int) -> bool:
+    """Whether `token` ends generation (end of sequence / turn)."""
+    import llama_cpp
+
+    return bool(llama_cpp.llama_vocab_is_eog(vocab.vocab, token))  # type: ignore[attr-defined]
+
+
+def _first_stop(text: str, stop: Sequence[str]) -> int | None:
+    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+    return min(hits) if hits else None
+
+
+def _choose(
+    row: np.ndarray, req: GenerationRequest, rng: np.random.Generator
+) -> tuple[int, float, list[tuple[int, float]]]:
+    """Next token from logits `row` (V,): greedy at temperature 0, else temperature then nucleus
+    top-p sampling. Returns the token, its log-prob at temperature 1 and the top alternatives."""
+    z = row.astype(np.float64)
+    logp = z - (z.max() + np.log(np.exp(z - z.max()).sum()))
+    if req.temperature == 0:
+        token = int(np.argmax(z))
+    else:
+        scaled = (z - z.max()) / req.temperature
+        p = np.exp(scaled)
+        p /= p.sum()
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        n_keep = int(np.searchsorted(cum, req.top_p, side="left")) + 1
+        keep = order[:n_keep]
+        token = int(rng.choice(keep, p=p[keep] / p[keep].sum()))
+    top: list[tuple[int, float]] = []
+    if req.top_logprobs:
+        best = np.argpartition(-logp, req.top_logprobs - 1)[: req.top_logprobs]
+        best = best[np.argsort(-logp[best], kind="stable")]
+        top = [(int(t), float(logp[t])) for t in best]
+    return token, float(logp[token]), top

@@ -9,7 +9,9 @@ A model entry (config `models:`) names a runtime and where the weights or the en
     {"runtime": "hf", "hub": "meta-llama/Llama-3.2-1B", "revision": "main"}   # needs network
     {"runtime": "hf", "path": "/models/dir", "gguf_file": "x.gguf"}
     {"runtime": "openai", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"}
-    {"runtime": "openai", "serve": "smollm2-135m"}   # a llama.cpp server started for the run
+    {"runtime": "openai", "serve": "smollm2-135m"}   # a local llama.cpp server for the run; its
+                                                     # plain sampling (no repeat penalty, top-k
+                                                     # or min-p) so greedy means argmax
 
 Other keys are passed to the runtime's constructor (e.g. n_ctx, batch_size, dtype, timeout).
 """
@@ -96,14 +98,15 @@ def _openai(name: str, spec: dict[str, Any]) -> LanguageModel:
     serve = spec.pop("serve", None)
     if serve is None:
         return OpenAICompatModel(name=name, **spec)
-    from calibbench.models.llamacpp_server import LlamaCppServer
+    from calibbench.models.llamacpp_server import PLAIN_SAMPLING, LlamaCppServer
 
-    server = LlamaCppServer(gguf_path(serve))
-    server.__enter__()
+    server = LlamaCppServer(gguf_path(serve), n_ctx=int(spec.pop("n_ctx", 2048)))
+    server.start()
+    spec.setdefault("extra_body", PLAIN_SAMPLING)
     try:
         model = OpenAICompatModel(base_url=server.base_url, model=serve, name=name, **spec)
     except BaseException:
-        server.__exit__(None, None, None)
+        server.close()
         raise
     return _Served(model, server)
 
@@ -131,4 +134,4 @@ class _Served(LanguageModel):
         try:
             self._model.close()
         finally:
-            self._server.__exit__(None, None, None)
+            self._server.close()

@@ -1,0 +1,565 @@
+"""Transformers runtime: any causal LM from a local directory, the Hugging Face hub or a GGUF file.
+
+A GGUF file is dequantised by transformers (on 2 cores ~25 s for SmolLM2-135M, ~70 s for Gemma 3
+270M) and the result (float32 weights and the tokenizer) is cached as safetensors under
+`~/.cache/calibbench/hf/<first 16 hex digits of the file's SHA-256>/`, written to a temporary
+directory and renamed into place, so later loads take seconds and never see half-written files.
+
+Encoding follows lm-evaluation-harness's HFLM: a request's context keeps its tokens, trailing
+whitespace of the context moves to the continuation, and the continuation's tokens are those of
+encode(context + continuation) after the context's. BOS is prepended exactly when the tokenizer
+adds one (Gemma: yes, SmolLM2: no). Sequences are batched with left padding (attention mask and
+position ids), so padding does not change scores; logits are computed only at the positions asked
+for, and log-probabilities are log_softmax of the logits in float32 (nats).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTrainedTokenizerBase
+from transformers.utils.hub import resolve_revision
+
+from calibbench.errors import InputError
+from calibbench.metrics.token import TokenCalibration
+from calibbench.models.base import (
+    Completion,
+    GenerationRequest,
+    GenerationResult,
+    LanguageModel,
+    LoglikelihoodRequest,
+    LoglikelihoodResult,
+    ModelInfo,
+    ScoredText,
+)
+from calibbench.models.builtin import BUILTIN, file_sha256, gguf_path
+
+#: Where dequantised GGUF models are cached, one directory per file hash.
+CACHE_DIR = Path.home() / ".cache" / "calibbench" / "hf"
+#: Most alternatives a generation keeps per position.
+MAX_TOP_LOGPROBS = 20
+
+
+@dataclass(frozen=True)
+class _Job:
+    """Score the last len(targets) positions of `inputs`; position j predicts token j + 1."""
+
+    inputs: tuple[int, ...]
+    targets: tuple[int, ...]
+
+
+@dataclass
+class _Row:
+    """One sequence being generated: a request's prompt and, when sampling, its seed."""
+
+    request: int
+    prompt: list[int]
+    spec: GenerationRequest
+    seed: int | None
+    ids: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    top: list[list[tuple[int, float]]] = field(default_factory=list)
+    stop_at: int | None = None
+    finish: str | None = None
+
+
+def _gguf_quantization(path: Path) -> str:
+    """The GGUF file type, e.g. "Q4_1" or "Q4_K_M" (reads the whole header: seconds)."""
+    from gguf import GGUFReader, LlamaFileType
+
+    field = GGUFReader(path).fields.get("general.file_type")
+    if field is None:
+        return "unknown GGUF type"
+    return LlamaFileType(int(field.contents())).name.removeprefix("MOSTLY_")
+
+
+def _convert_gguf(path: Path, cache_root: Path) -> Path:
+    """Directory holding `path` dequantised as safetensors (converted once, then reused)."""
+    digest = file_sha256(path)
+    target = cache_root / digest[:16]
+    if (target / "calibbench.json").is_file():
+        return target
+    cache_root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{digest[:16]}-", dir=cache_root))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            path.parent,
+            gguf_file=path.name,
+            dtype=torch.float32,
+            quantization_config=GgufConfig(dequantize=True),
+        )
+        tokenizer.save_pretrained(tmp)
+        model.save_pretrained(tmp)
+        meta = {"gguf": str(path), "sha256": digest, "quantization": _gguf_quantization(path)}
+        (tmp / "calibbench.json").write_text(json.dumps(meta, indent=1))
+        os.rename(tmp, target)
+    except OSError:
+        if not (target / "calibbench.json").is_file():
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _check_generation(i: int, r: GenerationRequest) -> None:
+    where = f"requests[{i}]"
+    if not isinstance(r.max_tokens, int) or r.max_tokens < 1:
+        raise InputError(f"{where}.max_tokens: expected an integer >= 1, got {r.max_tokens!r}")
+    if not (r.temperature >= 0 and r.temperature < float("inf")):
+        raise InputError(f"{where}.temperature: expected a finite number >= 0 (0 = greedy)")
+    if not 0 < r.top_p <= 1:
+        raise InputError(f"{where}.top_p: expected 0 < top_p <= 1, got {r.top_p!r}")
+    if not isinstance(r.n, int) or r.n < 1:
+        raise InputError(f"{where}.n: expected an integer >= 1, got {r.n!r}")
+    if not 0 <= r.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise InputError(
+            f"{where}.top_logprobs: expected 0..{MAX_TOP_LOGPROBS}, got {r.top_logprobs!r}"
+        )
+    if isinstance(r.stop, str) or not all(isinstance(s, str) and s for s in r.stop):
+        raise InputError(f"{where}.stop: expected a tuple of non-empty strings, got {r.stop!r}")
+
+
+def _first_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Character offset of the earliest stop string in `text`, or None."""
+    found = [p for p in (text.find(s) for s in stops) if p >= 0]
+    return min(found) if found else None
+
+
+def _top_p_filter(z: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Logits (V,) with every token outside the smallest set of mass >= top_p set to -inf."""
+    if top_p >= 1.0:
+        return z
+    order = torch.argsort(z, descending=True)
+    p = torch.softmax(z[order], dim=-1)
+    outside = torch.cumsum(p, dim=-1) - p >= top_p
+    return z.index_fill(0, order[outside], float("-inf"))
+
+
+class HFModel(LanguageModel):
+    """A transformers causal LM.
+
+    Args:
+        source: a local model directory, a hub id (needs network unless cached), or, with
+            `gguf_file`, the directory holding that GGUF file.
+        gguf_file: name of a GGUF file in `source`, dequantised and cached (see module docs).
+        revision: hub branch, tag or commit (hub ids only).
+        name: calibbench's name for the model (default: the file stem, directory name or hub id).
+        device: default "cuda" when available, else "cpu".
+        dtype: default bfloat16 on CUDA, float32 on the CPU.
+        batch_size: most sequences per forward pass.
+        max_batch_tokens: most (padded) tokens per forward pass; bounds memory of the logits,
+            about max_batch_tokens x V x 4 bytes when every position is scored.
+        max_length: most tokens per sequence (default: the model's context length); longer
+            texts, requests or prompts + max_tokens raise InputError.
+        cache_dir: where GGUF conversions are cached.
+
+    `batch_size` and `max_batch_tokens` are plain attributes and may be changed between calls;
+    they change speed and memory, not results (up to floating-point rounding).
+    """
+
+    def __init__(
+        self,
+        source: str | os.PathLike[str],
+        *,
+        gguf_file: str | None = None,
+        revision: str | None = None,
+        name: str | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        batch_size: int = 16,
+        max_batch_tokens: int = 2048,
+        max_length: int | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ):
+        if batch_size < 1 or max_batch_tokens < 1:
+            raise InputError("batch_size, max_batch_tokens: expected positive integers")
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = dtype or (torch.bfloat16 if self.device.type == "cuda" else torch.float32)
+        self._sha256: str | None = None
+        self._revision: str | None = None
+        self._quantization: str | None = None
+        load_from, load_revision = self._locate(source, gguf_file, revision, cache_dir)
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(load_from, revision=load_revision)
+            model = AutoModelForCausalLM.from_pretrained(
+                load_from, revision=load_revision, dtype=self.dtype
+            )
+        except OSError as exc:
+            raise InputError(
+                f"source: could not load {str(source)!r} as a local directory or hub model "
+                f"(pass a directory, a hub id with network access, or gguf_file=): {exc}"
+            ) from None
+        self._model = model.to(self.device).eval()
+        config = self._model.config
+        self._source = str(source if gguf_file is None else Path(source) / gguf_file)
+        local = Path(source).is_dir() and gguf_file is None
+        self._name = name or (
+            Path(gguf_file).stem if gguf_file else Path(source).name if local else str(source)
+        )
+        self._model_type = self._family = config.model_type
+        self._vocab_size = self._model.get_output_embeddings().weight.shape[0]
+        self._n_parameters = sum(p.numel() for p in self._model.parameters())
+        context = getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
+        self.max_length = max_length or context
+        if not self.max_length:
+            raise InputError("max_length: the model's config has no context length; pass one")
+        tok = self._tokenizer
+        with_special = tok("a", add_special_tokens=True)["input_ids"]
+        plain = tok("a", add_special_tokens=False)["input_ids"]
+        bos = tok.bos_token_id
+        self._bos = [bos] if bos is not None and with_special[:1] == [bos] != plain[:1] else []
+        eos = self._model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        self._eos = set(eos) | ({tok.eos_token_id} - {None})
+        # lm-eval's prefix token for an empty context: BOS if the tokenizer has one, else EOS.
+        self._prefix = bos if bos is not None else tok.eos_token_id
+        self._pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id or 0
+
+    def _locate(
+        self,
+        source: str | os.PathLike[str],
+        gguf_file: str | None,
+        revision: str | None,
+        cache_dir: str | os.PathLike[str] | None,
+    ) -> tuple[str, str | None]:
+        """Where transformers loads from (directory or hub id) and the hub revision to use."""
+        path = Path(source)
+        if gguf_file is not None:
+            file = path / gguf_file
+            if not file.is_file():
+                raise InputError(f"gguf_file: {file} is not a file; pass the directory as source")
+            self._sha256 = file_sha256(file)
+            root = Path(cache_dir) if cache_dir is not None else CACHE_DIR
+            converted = _convert_gguf(file, root)
+            meta = json.loads((converted / "calibbench.json").read_text())
+            self._quantization = f"{meta['quantization']} dequantised to {_dtype_name(self.dtype)}"
+            return str(converted), None
+        if path.is_file():
+            raise InputError(
+                f"source: {path} is a file; for a GGUF file pass "
+                f"HFModel({str(path.parent)!r}, gguf_file={path.name!r})"
+            )
+        if path.is_dir():
+            return str(path), None
+        resolved = resolve_revision(str(source), revision)
+        commit = getattr(resolved, "resolved", None)
+        if commit is None and revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+            commit = revision
+        self._revision = commit
+        return str(source), commit or revision
+
+    @classmethod
+    def builtin(cls, name: str, /, **kwargs: object) -> HFModel:
+        """A built-in model (see `calibbench.models.builtin`) from its package's GGUF file;
+        `kwargs` go to the constructor (`name` defaults to the built-in's name)."""
+        path = gguf_path(name)
+        model = cls(path.parent, gguf_file=path.name, **{"name": name, **kwargs})
+        model._family = BUILTIN[name].family
+        return model
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(
+            name=self._name,
+            family=self._family,
+            runtime="hf",
+            source=self._source,
+            vocab_size=self._vocab_size,
+            n_parameters=self._n_parameters,
+            sha256=self._sha256,
+            revision=self._revision,
+            quantization=self._quantization,
+            extra={
+                "model_type": self._model_type,
+                "device": str(self.device),
+                "dtype": _dtype_name(self.dtype),
+            },
+        )
+
+    def close(self) -> None:
+        self._model = None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    @property
+    def model(self) -> torch.nn.Module:
+        """The transformers model (e.g. for fine-tuning or inspecting logits directly)."""
+        return self._model
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The transformers tokenizer; `tokenize` adds BOS the way this runtime does."""
+        return self._tokenizer
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` as the model sees it: BOS first where the model uses one."""
+        return self._bos + self._encode(text)
+
+    def _encode(self, text: str) -> list[int]:
+        return self._tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self._tokenizer.decode(
+            list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
+
+    def _check_accumulator(self, accumulator: TokenCalibration | None) -> None:
+        if accumulator is not None and accumulator.vocab_size != self._vocab_size:
+            raise InputError(
+                f"accumulator: vocab_size {accumulator.vocab_size} does not match the model's "
+                f"logits width {self._vocab_size}; create it with info().vocab_size"
+            )
+
+    def _check_length(self, where: str, n_tokens: int) -> None:
+        if n_tokens > self.max_length:
+            raise InputError(
+                f"{where}: {n_tokens} tokens exceed max_length {self.max_length}; shorten it "
+                "(nothing is truncated silently)"
+            )
+
+    def _forward(
+        self, rows: Sequence[Sequence[int]], keep: int, use_cache: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, object]:
+        """Logits (B, keep, V) of the last `keep` positions of `rows` (left-padded; keep 0 means
+        all), with the attention mask, position ids and KV cache to continue from."""
+        width = max(len(r) for r in rows)
+        ids = torch.tensor([[self._pad] * (width - len(r)) + list(r) for r in rows])
+        mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+        positions = (mask.cumsum(1) - 1).clamp(min=0)
+        ids, mask, positions = (t.to(self.device) for t in (ids, mask, positions))
+        out = self._model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            logits_to_keep=keep,
+            use_cache=use_cache,
+        )
+        return out.logits, mask, positions, out.cache
+
+    def _batches(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Indices grouped into batches, longest first, within batch_size and max_batch_tokens."""
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        for i in order:
+            if batches and (
+                len(batches[-1]) < self.batch_size
+                and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= self.max_batch_tokens
+            ):
+                batches[-1].append(i)
+            else:
+                batches.append([i])
+        return batches
+
+    @torch.inference_mode()
+    def _score(
+        self, jobs: Sequence[_Job], accumulator: TokenCalibration | None
+    ) -> list[tuple[torch.Tensor, bool]]:
+        """Per job: log-probs of its targets (float32, CPU) and whether each was the argmax.
+
+        A job whose inputs are a prefix of another job's inputs shares its forward pass (e.g.
+        one-token answer options after the same context).
+        """
+        order = sorted(range(len(jobs)), key=lambda i: jobs[i].inputs)
+        owner = list(range(len(jobs)))
+        for a, b in zip(reversed(order[:-1]), reversed(order[1:]), strict=True):
+            ia, ib = jobs[a].inputs, jobs[b].inputs
+            if ib[: len(ia)] == ia:
+                owner[a] = owner[b]
+        members: dict[int, list[int]] = {}
+        for i, o in enumerate(owner):
+            members.setdefault(o, []).append(i)
+        units = list(members)
+        lengths = [len(jobs[u].inputs) for u in units]
+        results: dict[int, tuple[torch.Tensor, bool]] = {}
+        for batch in self._batches(lengths):
+            rows = [jobs[units[b]].inputs for b in batch]
+            first = {
+                b: min(len(jobs[m].inputs) - len(jobs[m].targets) for m in members[units[b]])
+                for b in batch
+            }
+            keep = max(lengths[b] - first[b] for b in batch)
+            logits, *_ = self._forward(rows, keep)
+            fed, fed_targets = [], []
+            for row, b in enumerate(batch):
+                for m in members[units[b]]:
+                    n = len(jobs[m].targets)
+                    start = keep - lengths[b] + len(jobs[m].inputs) - n
+                    z = logits[row, start : start + n]
+                    y = torch.tensor(jobs[m].targets, device=self.device)
+                    logp = z.float().log_softmax(-1).gather(1, y[:, None])[:, 0]
+                    greedy = bool((z.argmax(-1) == y).all())
+                    results[m] = (logp.cpu(), greedy)
+                    if accumulator is not None:
+                        fed.append(z)
+                        fed_targets.append(y)
+            if fed:
+                accumulator.update(torch.cat(fed), torch.cat(fed_targets))
+        return [results[i] for i in range(len(jobs))]
+
+    def loglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        accumulator: TokenCalibration | None = None,
+    ) -> list[LoglikelihoodResult]:
+        """Score each continuation given its context (see `LanguageModel.loglikelihood`).
+
+        Raises InputError for a continuation with no tokens or a request longer than max_length.
+        """
+        self._check_accumulator(accumulator)
+        jobs, n_context = [], []
+        for i, r in enumerate(requests):
+            context, continuation = r.context, r.continuation
+            n_spaces = len(context) - len(context.rstrip())
+            if n_spaces:
+                context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+            whole = self.tokenize(context + continuation)
+            context_enc = self.tokenize(context)
+            continuation_enc = whole[len(context_enc) :]
+            if not continuation_enc:
+                raise InputError(f"requests[{i}].continuation: no tokens to score; pass some text")
+            if not context_enc:
+                context_enc = [self._prefix]
+            self._check_length(f"requests[{i}]", len(context_enc) + len(continuation_enc))
+            jobs.append(_Job(tuple(context_enc + continuation_enc)[:-1], tuple(continuation_enc)))
+            n_context.append(len(context_enc))
+        scores = self._score(jobs, accumulator)
+        return [
+            LoglikelihoodResult(
+                logprob=float(logp.double().sum()),
+                is_greedy=greedy,
+                token_ids=job.targets,
+                token_logprobs=tuple(logp.tolist()),
+                n_context_tokens=n,
+            )
+            for (logp, greedy), job, n in zip(scores, jobs, n_context, strict=True)
+        ]
+
+    def score_text(
+        self, texts: Sequence[str], accumulator: TokenCalibration | None = None
+    ) -> list[ScoredText]:
+        """Teacher-forced log-probs of every token of each text after the first.
+
+        Raises InputError naming the text if it has more than max_length tokens.
+        """
+        if isinstance(texts, str):
+            raise InputError("texts: expected a sequence of strings, got one string; pass [text]")
+        self._check_accumulator(accumulator)
+        encoded = []
+        for i, text in enumerate(texts):
+            ids = self.tokenize(text)
+            self._check_length(f"texts[{i}]", len(ids))
+            encoded.append(ids)
+        scored = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
+        jobs = [_Job(tuple(encoded[i][:-1]), tuple(encoded[i][1:])) for i in scored]
+        scores = self._score(jobs, accumulator)
+        logprobs = {i: tuple(s[0].tolist()) for i, s in zip(scored, scores, strict=True)}
+        return [ScoredText(tuple(ids), logprobs.get(i, ())) for i, ids in enumerate(encoded)]
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """Greedy (temperature 0) or sampled continuations (see `GenerationRequest`).
+
+        Sample k of a request uses a torch generator seeded with seed + k, so each completion is
+        reproducible on its own. Log-probs and alternatives are those of the raw logits at
+        temperature 1; an end-of-sequence token ends a completion (finish_reason "stop") and is
+        not part of it. `tokens` are the tokens decoded one by one (a character split across
+        tokens shows as U+FFFD there, never in `text`).
+        """
+        rows = []
+        for i, r in enumerate(requests):
+            _check_generation(i, r)
+            prompt = self.tokenize(r.prompt) or [self._prefix]
+            self._check_length(f"requests[{i}] (prompt + max_tokens)", len(prompt) + r.max_tokens)
+            seeds = [None] if r.temperature == 0 else [r.seed + k for k in range(r.n)]
+            rows += [_Row(i, prompt, r, s) for s in seeds]
+        lengths = [len(row.prompt) + row.spec.max_tokens for row in rows]
+        for batch in self._batches(lengths):
+            self._generate_batch([rows[b] for b in batch])
+        completions: list[list[Completion]] = [[] for _ in requests]
+        for row in rows:
+            done = self._completion(row)
+            completions[row.request] += [done] * (row.spec.n if row.seed is None else 1)
+        return [GenerationResult(tuple(c)) for c in completions]
+
+    @torch.inference_mode()
+    def _generate_batch(self, rows: Sequence[_Row]) -> None:
+        """Generate every row of a batch in place, one token per step with a KV cache."""
+        generators = [
+            None if r.seed is None else torch.Generator(self.device).manual_seed(r.seed)
+            for r in rows
+        ]
+        k = max(r.spec.top_logprobs for r in rows)
+        logits, mask, positions, cache = self._forward([r.prompt for r in rows], 1, use_cache=True)
+        for _ in range(max(r.spec.max_tokens for r in rows)):
+            z = logits[:, -1].float()
+            logp = z.log_softmax(-1)
+            chosen = z.argmax(-1)
+            for b, (r, g) in enumerate(zip(rows, generators, strict=True)):
+                if g is not None and r.finish is None:
+                    zb = _top_p_filter(z[b] / r.spec.temperature, r.spec.top_p)
+                    probs = torch.softmax(zb, dim=-1)
+                    chosen[b] = torch.multinomial(probs, 1, generator=g)[0]
+            chosen_logp = logp.gather(1, chosen[:, None])[:, 0].tolist()
+            top = logp.topk(k, dim=-1) if k else None
+            for b, (r, tid) in enumerate(zip(rows, chosen.tolist(), strict=True)):
+                if r.finish is not None:
+                    continue
+                if tid in self._eos:
+                    r.finish = "stop"
+                    continue
+                r.ids.append(tid)
+                r.logprobs.append(chosen_logp[b])
+                if top is not None:
+                    pairs = zip(top.indices[b].tolist(), top.values[b].tolist(), strict=True)
+                    r.top.append(list(pairs)[: r.spec.top_logprobs])
+                if r.spec.stop:
+                    r.stop_at = _first_stop(self._decode(r.ids), r.spec.stop)
+                if r.stop_at is not None:
+                    r.finish = "stop"
+                elif len(r.ids) >= r.spec.max_tokens:
+                    r.finish = "length"
+            if all(r.finish is not None for r in rows):
+                break
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            positions = positions[:, -1:] + 1
+            out = self._model(
+                input_ids=chosen[:, None],
+                attention_mask=mask,
+                position_ids=positions,
+                cache=cache,
+                use_cache=True,
+            )
+            logits, cache = out.logits, out.cache
+
+    def _completion(self, row: _Row) -> Completion:
+        """The finished row as a Completion, cut at its stop string."""
+        ids, text = row.ids, self._decode(row.ids)
+        if row.stop_at is not None:
+            text = text[: row.stop_at]
+            n = sum(len(self._decode(ids[:i])) < row.stop_at for i in range(len(ids)))
+            ids = ids[:n]
+        return Completion(
+            text=text,
+            tokens=tuple(self._decode([t]) for t in ids),
+            token_ids=tuple(ids),
+            token_logprobs=tuple(row.logprobs[: len(ids)]),
+            top_logprobs=tuple(
+                tuple((self._decode([t]), lp) for t, lp in pos) for pos in row.top[: len(ids)]
+            ),
+            finish_reason=row.finish or "length",
+        )
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")

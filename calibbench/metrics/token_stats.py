@@ -207,6 +207,37 @@ class NumpyStatsKernel(StatsKernel):
             out[3, j] = _rowdot(e, e)
 
 
+def target_logprobs(
+    logits: np.ndarray, targets: np.ndarray, chunk_bytes: int = 2 * 2**20
+) -> tuple[np.ndarray, np.ndarray]:
+    """log p(target) under softmax(logits) per row, and whether the target is the row's argmax
+    (first maximal index), for logits (n, V) float32/64 and targets (n,); float64 and bool.
+
+    Works through L2-sized sub-chunks with one reused buffer: no (n, V) temporary.
+    """
+    n, v = logits.shape
+    rows = max(1, chunk_bytes // (4 * v))
+    buf = np.empty((min(rows, n), v), np.float32 if logits.dtype != np.float64 else np.float64)
+    ones = np.ones(v, buf.dtype)
+    logp = np.empty(n)
+    greedy = np.empty(n, dtype=bool)
+    for start in range(0, n, rows):
+        z = logits[start : start + rows]
+        t = targets[start : start + rows]
+        c = len(z)
+        m = z.max(axis=1)
+        e = np.subtract(z, m[:, None], out=buf[:c])
+        np.exp(e, out=e)
+        lse = m.astype(np.float64) + np.log(_rowdot(e, ones))
+        picked = z[np.arange(c), t]
+        logp[start : start + c] = picked.astype(np.float64) - lse
+        top = picked == m
+        for i in np.flatnonzero(top):  # ties: the argmax is the first maximal index
+            top[i] = not (z[i, : t[i]] == m[i]).any()
+        greedy[start : start + c] = top
+    return logp, greedy
+
+
 def _rowdot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Row-wise dot products of (c, V) arrays (b may be one (V,) vector), shape (c,).
 

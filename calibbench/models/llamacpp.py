@@ -26,6 +26,7 @@ import numpy as np
 
 from calibbench.errors import InputError
 from calibbench.metrics.token import TokenCalibration
+from calibbench.metrics.token_stats import target_logprobs
 from calibbench.models.base import (
     Completion,
     GenerationRequest,
@@ -37,14 +38,6 @@ from calibbench.models.base import (
     ScoredText,
 )
 from calibbench.models.builtin import BUILTIN, file_sha256, gguf_path
-
-
-def _log_softmax_at(rows: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """log p(target) per row (float64) and whether each target is the row's argmax."""
-    m = rows.max(axis=1, keepdims=True)
-    lse = m[:, 0].astype(np.float64) + np.log(np.exp(rows - m).sum(axis=1, dtype=np.float64))
-    picked = rows[np.arange(len(targets)), targets].astype(np.float64)
-    return picked - lse, rows.argmax(axis=1) == targets
 
 
 def split_pair(context: str, continuation: str) -> tuple[str, str]:
@@ -199,7 +192,7 @@ class LlamaCppModel(LanguageModel):
             targets = np.asarray(ids[pos + 1 : pos + 1 + len(rows)], dtype=np.int64)
             if accumulator is not None:
                 accumulator.update(rows, targets)
-            lp, gr = _log_softmax_at(rows, targets)
+            lp, gr = target_logprobs(rows, targets)
             logps.append(lp)
             greedy.append(gr)
         if not logps:

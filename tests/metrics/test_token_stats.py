@@ -78,3 +78,18 @@ def test_torch_kernel_matches_numpy_kernel_on_cpu():
     np.testing.assert_array_equal(a.cand_x, b.cand_x)
     for name in ("s0", "s1", "s2", "q"):
         np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=2e-6, err_msg=name)
+
+
+def test_target_logprobs_match_scipy_and_argmax_ties_take_the_first_index():
+    from scipy.special import log_softmax
+
+    from calibbench.metrics.token_stats import target_logprobs
+
+    z, y = logits(5, 30, 5000)
+    logp, greedy = target_logprobs(z, y, chunk_bytes=4 * 5000 * 7)
+    want = log_softmax(z.astype(np.float64), axis=1)[np.arange(30), y]
+    np.testing.assert_allclose(logp, want, rtol=1e-6)
+    np.testing.assert_array_equal(greedy, z.argmax(1) == y)
+    tied = np.array([[1.0, 3.0, 3.0]], np.float32)
+    assert target_logprobs(tied, np.array([1]))[1][0]
+    assert not target_logprobs(tied, np.array([2]))[1][0]

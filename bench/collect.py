@@ -1,0 +1,228 @@
+"""Benchmark: scoring throughput of calibbench's collection against the bare runtimes.
+
+    python bench/collect.py           # SmolLM2 and Gemma 3 via llama.cpp and transformers (CPU)
+    python bench/collect.py --quick   # a few texts, for a smoke run
+
+For each built-in model and runtime, the same teacher-forced forward passes over the same texts:
+
+- bare llama.cpp: `Llama(logits_all=True)`, `reset()` and `eval(ids)` per text (llama-cpp-python's
+  own loop, which copies every position's logits into its score matrix);
+- bare transformers: `model(input_ids).logits` per text under `torch.inference_mode()`;
+- calibbench: `collect()` of "score" requests, i.e. the runtime plus log-probs, the streaming
+  token-level accumulator (Full-ECE etc. at 3 temperatures), Parquet chunks and the manifest.
+
+Reports tokens/s and calibbench's overhead over the bare loop (goal: at most 10 %). With a CUDA
+device it also times transformers bf16 scoring at batch 32 against batch 1 and the share of each
+step spent in the accumulator. Writes bench/results/collect.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import machine_info, markdown_table, write_results
+
+TEMPS = (0.8, 1.0, 1.25)
+
+
+def texts(n: int) -> list[str]:
+    """Paragraphs of English from the Python standard library's documentation strings."""
+    import argparse as ap
+    import collections
+    import email
+    import json
+    import logging
+    import pathlib
+    import re
+    import string
+    import subprocess as sp
+    import textwrap
+    import unittest
+
+    mods = (ap, collections, email, json, logging, pathlib, re, string, sp, textwrap, unittest)
+    paras = [p.strip() for m in mods for p in (m.__doc__ or "").split("\n\n")]
+    return [p for p in paras if len(p.split()) >= 25][:n]
+
+
+def timed(fn: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def row(model: str, runtime: str, method: str, tokens: int, seconds: float) -> dict[str, Any]:
+    return {"model": model, "runtime": runtime, "method": method, "tokens": tokens,
+            "seconds": seconds, "tokens/s": tokens / seconds}  # fmt: skip
+
+
+def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
+    from llama_cpp import Llama
+
+    from calibbench.collect import CollectSettings, collect
+    from calibbench.models.builtin import gguf_path
+    from calibbench.models.llamacpp import LlamaCppModel
+
+    threads = len(os.sched_getaffinity(0))
+    model = LlamaCppModel.builtin(name, n_ctx=1024, n_batch=128, n_threads=threads)
+    ids = [model.tokenize(d) for d in docs]
+    n_tokens = sum(len(i) - 1 for i in ids)
+    bare = Llama(str(gguf_path(name)), n_ctx=1024, n_batch=128, n_ubatch=128, n_threads=threads,
+                 n_threads_batch=threads, logits_all=True, verbose=False)  # fmt: skip
+
+    def bare_loop() -> None:
+        for i in ids:
+            bare.reset()
+            bare.eval(i)
+
+    requests = pd.DataFrame(
+        {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
+    )
+
+    def ours() -> None:
+        out = Path(tempfile.mkdtemp())
+        try:
+            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=TEMPS),
+                    progress=False)  # fmt: skip
+        finally:
+            shutil.rmtree(out)
+
+    rows = []
+    for label, fn in (("bare llama.cpp eval", bare_loop), ("calibbench collect", ours)):
+        seconds = timed(fn, repeats)
+        rows.append(row(name, "llamacpp", label, n_tokens, seconds))
+    bare.close()
+    model.close()
+    return rows
+
+
+def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
+    import torch
+
+    from calibbench.collect import CollectSettings, collect
+    from calibbench.models.hf import HFModel
+
+    model = HFModel.builtin(name, batch_size=1)
+    hf, tok = model.model, model.tokenizer
+    ids = [tok(d, return_tensors="pt").input_ids.to(hf.device) for d in docs]
+    n_tokens = sum(i.shape[1] - 1 for i in ids)
+
+    @torch.inference_mode()
+    def bare_loop() -> None:
+        for i in ids:
+            hf(i).logits.float()
+
+    requests = pd.DataFrame(
+        {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
+    )
+
+    def ours() -> None:
+        out = Path(tempfile.mkdtemp())
+        try:
+            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=TEMPS),
+                    progress=False)  # fmt: skip
+        finally:
+            shutil.rmtree(out)
+
+    rows = []
+    for label, fn in (("bare transformers forward", bare_loop), ("calibbench collect", ours)):
+        seconds = timed(fn, repeats)
+        rows.append(row(name, "hf", label, n_tokens, seconds))
+    model.close()
+    return rows
+
+
+def bench_gpu(docs: list[str]) -> list[dict[str, Any]]:
+    """bf16 scoring on CUDA: batch 32 vs batch 1, and the accumulator's share of a step."""
+    import torch
+
+    from calibbench.metrics.token import TokenCalibration
+    from calibbench.models.hf import HFModel
+
+    model = HFModel.builtin("gemma3-270m", device="cuda", dtype=torch.bfloat16)
+    hf, tok = model.model, model.tokenizer
+    tok.padding_side = "right"
+    batch = tok(docs[:32], return_tensors="pt", padding=True, truncation=True, max_length=256)
+    batch = {k: v.cuda() for k, v in batch.items()}
+    n_tokens = int(batch["attention_mask"].sum()) - 32
+    rows = []
+
+    @torch.inference_mode()
+    def step(size: int, accumulate: bool) -> None:
+        acc = TokenCalibration(hf.config.vocab_size, temperatures=TEMPS) if accumulate else None
+        for s in range(0, 32, size):
+            mask = batch["attention_mask"][s : s + size]
+            logits = hf(input_ids=batch["input_ids"][s : s + size], attention_mask=mask).logits
+            if acc is not None:
+                keep = mask[:, 1:].bool()
+                acc.update(logits[:, :-1][keep], batch["input_ids"][s : s + size, 1:][keep])
+        torch.cuda.synchronize()
+
+    for size in (1, 32):
+        for accumulate in (False, True):
+            step(size, accumulate)
+            seconds = timed(lambda s=size, a=accumulate: step(s, a), 3)
+            label = f"batch {size}" + (" + accumulator" if accumulate else "")
+            rows.append(row("gemma3-270m", "hf cuda bf16", label, n_tokens, seconds))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few texts, one repeat")
+    parser.add_argument("--runtimes", default="llamacpp,hf", help="comma-separated subset")
+    args = parser.parse_args()
+    docs = texts(4 if args.quick else 40)
+    repeats = 1 if args.quick else 3
+    rows: list[dict[str, Any]] = []
+    for name in ("smollm2-135m", "gemma3-270m"):
+        if "llamacpp" in args.runtimes:
+            rows += bench_llamacpp(name, docs, repeats)
+        if "hf" in args.runtimes:
+            rows += bench_hf(name, docs, repeats)
+    try:
+        import torch
+
+        if torch.cuda.is_available() and not args.quick:
+            rows += bench_gpu(texts(64))
+    except ImportError:
+        pass
+    bare = {
+        (r["model"], r["runtime"]): r["seconds"] for r in rows if r["method"].startswith("bare")
+    }
+    for r in rows:
+        base = bare.get((r["model"], r["runtime"]))
+        if base and not r["method"].startswith("bare"):
+            r["overhead %"] = 100.0 * (r["seconds"] / base - 1.0)
+    columns = ("model", "runtime", "method", "tokens", "seconds", "tokens/s", "overhead %")
+    table = markdown_table(rows, columns)
+    print(table)
+    notes = (
+        "`python bench/collect.py`: teacher-forced scoring of the same texts (English paragraphs "
+        "from the Python standard library's docstrings). overhead: calibbench's time over the "
+        "bare runtime's, in percent (goal: at most 10). calibbench's run includes log-probs, "
+        f"the token-level accumulator at temperatures {TEMPS}, Parquet chunks and the manifest."
+    )
+    if not args.quick:
+        write_results("collect", table, {"machine": machine_info(), "rows": rows}, notes)
+    if any(r.get("overhead %", 0) > 10 for r in rows):
+        print("note: calibbench's overhead exceeds 10 % in at least one row", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -70,6 +70,14 @@ def row(model: str, runtime: str, method: str, tokens: int, seconds: float) -> d
             "seconds": seconds, "tokens/s": tokens / seconds}  # fmt: skip
 
 
+def ours_variants(ours: Any) -> list[tuple[str, Any]]:
+    """calibbench's collection with the accumulator at T = 1 only, and at the TEMPS grid."""
+    return [
+        ("calibbench collect, 1 temperature", lambda: ours((1.0,))),
+        (f"calibbench collect, {len(TEMPS)} temperatures", lambda: ours(TEMPS)),
+    ]
+
+
 def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
     from llama_cpp import Llama
 
@@ -93,16 +101,16 @@ def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, A
         {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
     )
 
-    def ours() -> None:
+    def ours(temps: tuple[float, ...]) -> None:
         out = Path(tempfile.mkdtemp())
         try:
-            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=TEMPS),
+            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=temps),
                     progress=False)  # fmt: skip
         finally:
             shutil.rmtree(out)
 
     rows = []
-    for label, fn in (("bare llama.cpp eval", bare_loop), ("calibbench collect", ours)):
+    for label, fn in (("bare llama.cpp eval", bare_loop), *ours_variants(ours)):
         seconds = timed(fn, repeats)
         rows.append(row(name, "llamacpp", label, n_tokens, seconds))
     bare.close()
@@ -130,16 +138,16 @@ def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
         {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
     )
 
-    def ours() -> None:
+    def ours(temps: tuple[float, ...]) -> None:
         out = Path(tempfile.mkdtemp())
         try:
-            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=TEMPS),
+            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=temps),
                     progress=False)  # fmt: skip
         finally:
             shutil.rmtree(out)
 
     rows = []
-    for label, fn in (("bare transformers forward", bare_loop), ("calibbench collect", ours)):
+    for label, fn in (("bare transformers forward", bare_loop), *ours_variants(ours)):
         seconds = timed(fn, repeats)
         rows.append(row(name, "hf", label, n_tokens, seconds))
     model.close()

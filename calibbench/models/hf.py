@@ -30,6 +30,7 @@ from transformers.utils.hub import resolve_revision
 
 from calibbench.errors import InputError
 from calibbench.metrics.token import TokenCalibration
+from calibbench.metrics.token_stats import target_logprobs
 from calibbench.models.base import (
     Completion,
     GenerationRequest,
@@ -391,21 +392,16 @@ class HFModel(LanguageModel):
             }
             keep = max(lengths[b] - first[b] for b in batch)
             logits, *_ = self._forward(rows, keep)
-            fed, fed_targets = [], []
             for row, b in enumerate(batch):
                 for m in members[units[b]]:
                     n = len(jobs[m].targets)
                     start = keep - lengths[b] + len(jobs[m].inputs) - n
                     z = logits[row, start : start + n]
                     y = torch.tensor(jobs[m].targets, device=self.device)
-                    logp = z.float().log_softmax(-1).gather(1, y[:, None])[:, 0]
-                    greedy = bool((z.argmax(-1) == y).all())
-                    results[m] = (logp.cpu(), greedy)
+                    logp, greedy = _target_logprobs(z, y)
+                    results[m] = (logp, greedy)
                     if accumulator is not None:
-                        fed.append(z)
-                        fed_targets.append(y)
-            if fed:
-                accumulator.update(torch.cat(fed), torch.cat(fed_targets))
+                        accumulator.update(z, y)
         return [results[i] for i in range(len(jobs))]
 
     def loglikelihood(
@@ -563,3 +559,15 @@ class HFModel(LanguageModel):
 
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
+
+
+def _target_logprobs(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """log p(y_i) under softmax(z_i) for logits z (n, V) and targets y (n,), as float32 on the
+    CPU, and whether every target is its row's argmax. On the CPU through the streaming numpy
+    kernel (no (n, V) temporaries); on other devices with torch."""
+    if z.device.type == "cpu" and z.dtype in (torch.float32, torch.float64):
+        logp, greedy = target_logprobs(z.numpy(), y.numpy())
+        return torch.from_numpy(logp).float(), bool(greedy.all())
+    zf = z.float()
+    logp = zf.gather(1, y[:, None])[:, 0] - torch.logsumexp(zf, dim=-1)
+    return logp.cpu(), bool((z.argmax(-1) == y).all())

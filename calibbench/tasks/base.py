@@ -1,0 +1,78 @@
+"""What a task is: items from a data set, the requests a model answers, and grading.
+
+A task turns its data set into `items` (a DataFrame, one row per item, with a stable `item_id`),
+the items into `requests` for `calibbench.collect` (`request_id` = item_id, or item_id/suffix
+when an item needs several requests), and the collected records back into graded rows:
+
+- item_id, correct (bool) and confidence (float in [0, 1]) for the task's primary prediction,
+- further `<name>` confidence columns and `correct_<name>` columns where a task has several
+  predictions or confidence signals (documented by each task's `confidence_columns`).
+
+Some tasks ask a second question after the first answers (P(True) on open-ended QA):
+`followup_requests` builds those requests from the first records, and `grade` then receives both.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+import pandas as pd
+
+KINDS = ("multiple_choice", "code", "qa", "language_modelling")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Provenance of a task's data: what the paper cites and what makes results reproducible.
+
+    name: data set name; subset: configuration or subject, if any; split: the split used;
+    licence: the data set's own licence; n_items: items in the split; sha256: hash of the
+    items' content as calibbench reads them; source: file path or hub id; url: where the data
+    set is described.
+    """
+
+    name: str
+    subset: str | None
+    split: str
+    licence: str
+    n_items: int
+    sha256: str
+    source: str
+    url: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dict."""
+        return asdict(self)
+
+
+class Task(ABC):
+    """A benchmark task. Subclasses set `name`, `kind` and `confidence_columns`."""
+
+    name: str
+    kind: str
+    #: Confidence columns that `grade` adds besides `confidence`, with what each one means.
+    confidence_columns: ClassVar[dict[str, str]] = {}
+
+    @abstractmethod
+    def dataset(self) -> DatasetInfo:
+        """The data set behind the task (reads the data if needed)."""
+
+    @abstractmethod
+    def items(self) -> pd.DataFrame:
+        """All items, one row each, with a unique string `item_id`, in a fixed order."""
+
+    @abstractmethod
+    def requests(self, items: pd.DataFrame) -> pd.DataFrame:
+        """Requests for `calibbench.collect` (one kind per table) for these items."""
+
+    def followup_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame | None:
+        """Requests that depend on the first answers (None when the task has none)."""
+        return None
+
+    @abstractmethod
+    def grade(
+        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """One row per item: item_id, correct, confidence and the task's extra columns."""

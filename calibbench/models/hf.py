@@ -82,7 +82,7 @@ def _gguf_quantization(path: Path) -> str:
     return LlamaFileType(int(field.contents())).name.removeprefix("MOSTLY_")
 
 
-def _convert_gguf(path: Path, cache_root: Path) -> Path:
+def dequantised_dir(path: Path, cache_root: Path = CACHE_DIR) -> Path:
     """Directory holding `path` dequantised as safetensors (converted once, then reused)."""
     digest = file_sha256(path)
     target = cache_root / digest[:16]
@@ -244,7 +244,7 @@ class HFModel(LanguageModel):
                 raise InputError(f"gguf_file: {file} is not a file; pass the directory as source")
             self._sha256 = file_sha256(file)
             root = Path(cache_dir) if cache_dir is not None else CACHE_DIR
-            converted = _convert_gguf(file, root)
+            converted = dequantised_dir(file, root)
             meta = json.loads((converted / "calibbench.json").read_text())
             self._quantization = f"{meta['quantization']} dequantised to {_dtype_name(self.dtype)}"
             return str(converted), None

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from calibbench.artifacts import write_json
+from calibbench.artifacts import write_json, write_parquet
 from calibbench.errors import InputError
 
 
@@ -65,6 +65,65 @@ def _cmd_collect(args: argparse.Namespace) -> None:
         collect(model, requests, args.out, settings, progress=not args.no_progress)
 
 
+def _task(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from calibbench.tasks import get_task
+
+    try:
+        options = json.loads(args.spec) if args.spec else {}
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--spec: not valid JSON ({exc})") from None
+    if not isinstance(options, dict):
+        raise InputError("--spec: expected a JSON object of task options")
+    return get_task({"task": args.task} | options)
+
+
+def _read(path: Path, what: str):  # type: ignore[no-untyped-def]
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pandas()
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{path}: cannot read the {what} as Parquet ({exc})") from None
+
+
+def _cmd_prepare(args: argparse.Namespace) -> None:
+    task = _task(args)
+    items = task.items()
+    if args.limit is not None:
+        if args.limit < 1:
+            raise InputError(f"--limit: expected a positive number of items, got {args.limit}")
+        items = items.head(args.limit)
+    out = args.out
+    write_parquet(items, out / "items.parquet")
+    write_parquet(task.requests(items), out / "requests.parquet")
+    info = {"task": task.name, "kind": task.kind, "limit": args.limit,
+            "n_items": len(items), "dataset": task.dataset().to_dict()}  # fmt: skip
+    write_json(info, out / "task.json")
+
+
+def _cmd_followup(args: argparse.Namespace) -> None:
+    task = _task(args)
+    requests = task.followup_requests(_read(args.items, "items"), _read(args.records, "records"))
+    if requests is None:
+        raise InputError(f"task {task.name!r} asks no follow-up questions")
+    write_parquet(requests, args.out)
+
+
+def _cmd_grade(args: argparse.Namespace) -> None:
+    task = _task(args)
+    followup = _read(args.followup_records, "follow-up records") if args.followup_records else None
+    graded = task.grade(_read(args.items, "items"), _read(args.records, "records"), followup)
+    write_parquet(graded, args.out)
+
+
+def _cmd_split(args: argparse.Namespace) -> None:
+    from calibbench.splits import assign_splits
+
+    items = _read(args.items, "items")
+    write_parquet(assign_splits(items["item_id"], args.fraction, args.seed), args.out)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
@@ -109,6 +168,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperatures", type=_floats, default=[1.0], help="e.g. 0.7,1.0,1.3")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_collect)
+
+    def task_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--task", required=True, help="task name (see calibbench.tasks)")
+        p.add_argument("--spec", help='task options as JSON, e.g. \'{"format": "letter"}\'')
+
+    p = sub.add_parser("prepare", help="a task's items, requests and data provenance")
+    task_args(p)
+    p.add_argument("--limit", type=int, help="first N items only")
+    p.add_argument("--out", type=Path, required=True, help="output directory")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("followup", help="follow-up requests that depend on first answers")
+    task_args(p)
+    p.add_argument("--items", type=Path, required=True)
+    p.add_argument("--records", type=Path, required=True, help="records of the first requests")
+    p.add_argument("--out", type=Path, required=True, help="output Parquet file of requests")
+    p.set_defaults(func=_cmd_followup)
+
+    p = sub.add_parser("grade", help="correctness and confidences per item")
+    task_args(p)
+    p.add_argument("--items", type=Path, required=True)
+    p.add_argument("--records", type=Path, required=True)
+    p.add_argument("--followup-records", type=Path, help="records of the follow-up requests")
+    p.add_argument("--out", type=Path, required=True, help="output Parquet file")
+    p.set_defaults(func=_cmd_grade)
+
+    p = sub.add_parser("split", help="seeded calibration/test split fixed by item id")
+    p.add_argument("--items", type=Path, required=True)
+    p.add_argument("--fraction", type=float, default=0.5, help="share of calibration items")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_split)
     return parser
 
 

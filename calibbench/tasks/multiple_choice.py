@@ -191,12 +191,11 @@ class MultipleChoiceTask(Task):
             from lm_eval.tasks import TaskManager
 
             configs = {s: self._yaml(s, tasks_dir) for s in self.subsets}
-            folder = Path(tempfile.mkdtemp(prefix="calibbench-lm-eval-"))
-            for config in configs.values():
-                (folder / f"{config['task']}.yaml").write_text(json.dumps(config))
-            manager = TaskManager(include_path=str(folder), include_defaults=False)
-            names = [c["task"] for c in configs.values()]
-            loaded = manager.load(names)["tasks"]
+            with tempfile.TemporaryDirectory(prefix="calibbench-lm-eval-") as folder:
+                for config in configs.values():
+                    (Path(folder) / f"{config['task']}.yaml").write_text(json.dumps(config))
+                manager = TaskManager(include_path=folder, include_defaults=False)
+                loaded = manager.load([c["task"] for c in configs.values()])["tasks"]
             self._tasks = {s: loaded[configs[s]["task"]] for s in self.subsets}
         return self._tasks
 
@@ -246,47 +245,59 @@ class MultipleChoiceTask(Task):
         return pd.DataFrame(rows)
 
     def requests(self, items: pd.DataFrame) -> pd.DataFrame:
-        rows = [
-            {"request_id": f"{item.item_id}/{k}", "kind": "loglikelihood",
-             "context": item.context, "continuation": continuation}
-            for item in items.itertuples()
-            for k, continuation in enumerate(item.choices)
-        ]  # fmt: skip
-        return pd.DataFrame(rows)
+        return option_requests(items)
 
     def grade(
         self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
     ) -> pd.DataFrame:
-        by_id = records.set_index("request_id")
-        rows = []
-        for item in items.itertuples():
-            ids = [f"{item.item_id}/{k}" for k in range(len(item.choices))]
-            missing = [i for i in ids if i not in by_id.index]
-            if missing:
-                raise InputError(f"records: no result for request {missing[0]!r}")
-            ll = by_id.loc[ids, "logprob"].to_numpy(dtype=np.float64)
-            n_tok = np.array([len(t) for t in by_id.loc[ids, "token_ids"]], dtype=np.float64)
-            chars = np.array([len(c) for c in item.choice_texts], dtype=np.float64)
-            p = softmax(ll)
-            per_token = ll / np.maximum(n_tok, 1.0)
-            p_norm = softmax(per_token)
-            pred, pred_norm = int(np.argmax(ll)), int(np.argmax(per_token))
-            rows.append({
-                "item_id": item.item_id,
-                "subset": item.subset,
-                "gold": item.gold,
-                "pred": pred,
-                "correct": pred == item.gold,
-                "confidence": float(p[pred]),
-                "pred_token_norm": pred_norm,
-                "correct_token_norm": pred_norm == item.gold,
-                "confidence_token_norm": float(p_norm[pred_norm]),
-                "correct_acc_norm": int(np.argmax(ll / chars)) == item.gold,
-                "p_gold": float(p[item.gold]),
-                "option_logprobs": ll.tolist(),
-                "option_n_tokens": n_tok.astype(int).tolist(),
-            })  # fmt: skip
-        return pd.DataFrame(rows)
+        return grade_options(items, records)
+
+
+def grade_options(items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Grade multiple-choice items (item_id, subset, choices, choice_texts, gold) from the
+    records of their option requests (request_id item_id/k, logprob, token_ids); see the module
+    docstring for the columns."""
+    by_id = records.set_index("request_id")
+    rows = []
+    for item in items.itertuples():
+        ids = [f"{item.item_id}/{k}" for k in range(len(item.choices))]
+        missing = [i for i in ids if i not in by_id.index]
+        if missing:
+            raise InputError(f"records: no result for request {missing[0]!r}")
+        ll = by_id.loc[ids, "logprob"].to_numpy(dtype=np.float64)
+        n_tok = np.array([len(t) for t in by_id.loc[ids, "token_ids"]], dtype=np.float64)
+        chars = np.array([len(c) for c in item.choice_texts], dtype=np.float64)
+        p = softmax(ll)
+        per_token = ll / np.maximum(n_tok, 1.0)
+        p_norm = softmax(per_token)
+        pred, pred_norm = int(np.argmax(ll)), int(np.argmax(per_token))
+        rows.append({
+            "item_id": item.item_id,
+            "subset": item.subset,
+            "gold": item.gold,
+            "pred": pred,
+            "correct": pred == item.gold,
+            "confidence": float(p[pred]),
+            "pred_token_norm": pred_norm,
+            "correct_token_norm": pred_norm == item.gold,
+            "confidence_token_norm": float(p_norm[pred_norm]),
+            "correct_acc_norm": int(np.argmax(ll / np.maximum(chars, 1.0))) == item.gold,
+            "p_gold": float(p[item.gold]),
+            "option_logprobs": ll.tolist(),
+            "option_n_tokens": n_tok.astype(int).tolist(),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def option_requests(items: pd.DataFrame) -> pd.DataFrame:
+    """One loglikelihood request per (item, option): request_id item_id/k."""
+    rows = [
+        {"request_id": f"{item.item_id}/{k}", "kind": "loglikelihood",
+         "context": item.context, "continuation": continuation}
+        for item in items.itertuples()
+        for k, continuation in enumerate(item.choices)
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
 
 
 def _split_keys(split: str) -> dict[str, Any]:

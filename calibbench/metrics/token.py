@@ -173,24 +173,45 @@ class TokenCalibration:
         per_row = self.vocab_size * (3 * max(itemsize, 4) + 1)
         return max(1, budget // per_row)
 
-    def _run(self, kernel: StatsKernel, z: Any, y: Any, y_host: np.ndarray) -> None:
-        """Feed positions to `kernel` in blocks of FOLD_ROWS and fold each block's statistics."""
+    def _run(
+        self, kernel: StatsKernel, z: Any, y: Any, y_host: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Feed positions to `kernel` in blocks of FOLD_ROWS and fold each block's statistics;
+        return log p(target) at T = 1 and argmax == target per position when T = 1 is on the
+        grid (a by-product of the statistics), else None."""
         offset = self.n_positions
+        unit = np.flatnonzero(self.temperatures == 1.0)
+        logps, greedy = [], []
         for start in range(0, z.shape[0], FOLD_ROWS):
             stop = min(start + FOLD_ROWS, z.shape[0])
             stats = kernel(z[start:stop], y[start:stop], offset + start)
             self._fold(stats, y_host[start:stop])
+            if unit.size:
+                logps.append(stats.x_target - np.log(stats.s0[unit[0]]))
+                greedy.append(stats.argmax == y_host[start:stop])
+        return (np.concatenate(logps), np.concatenate(greedy)) if unit.size else None
 
     def update(self, logits: Any, targets: Any) -> None:
         """Accumulate positions with logits (..., V) and target token ids (...)."""
+        self._dispatch(logits, targets)
+
+    def update_scored(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
+        """`update`, returning per position (flattened) log p(target) at T = 1 in nats (float64)
+        and whether the target is the first maximal logit; computed from the same statistics,
+        so scoring and accumulating cost one pass. Needs 1.0 among the temperatures."""
+        if not np.any(self.temperatures == 1.0):
+            raise InputError("update_scored: the temperature grid must contain 1.0")
+        scored = self._dispatch(logits, targets)
+        assert scored is not None
+        return scored
+
+    def _dispatch(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray] | None:
         if not _is_torch(logits):
-            self._update_numpy(logits, targets)
-            return
+            return self._update_numpy(logits, targets)
         z = logits.detach()
         if z.device.type == "cpu" and z.dtype in _numpy_floats():
-            self._update_numpy(z.numpy(), np.asarray(targets))
-        else:
-            self._update_torch(z, targets)
+            return self._update_numpy(z.numpy(), np.asarray(targets))
+        return self._update_torch(z, targets)
 
     def _check_shapes(self, logits_shape: tuple[int, ...], targets_shape: tuple[int, ...]) -> None:
         if len(logits_shape) < 2 or logits_shape[-1] != self.vocab_size:
@@ -213,7 +234,7 @@ class TokenCalibration:
                 f"targets: token id {bad} outside the vocabulary [0, {self.vocab_size})"
             )
 
-    def _update_numpy(self, logits: Any, targets: Any) -> None:
+    def _update_numpy(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray] | None:
         z = np.asarray(logits)
         y = np.asarray(targets)
         self._check_shapes(z.shape, y.shape)
@@ -230,9 +251,9 @@ class TokenCalibration:
             self._kernels[key] = NumpyStatsKernel(
                 self.vocab_size, self.temperatures, self.n_bins, rows
             )
-        self._run(self._kernels[key], z, y, y)
+        return self._run(self._kernels[key], z, y, y)
 
-    def _update_torch(self, z: Any, targets: Any) -> None:
+    def _update_torch(self, z: Any, targets: Any) -> tuple[np.ndarray, np.ndarray] | None:
         import torch
 
         from calibbench.metrics.token_stats_torch import TorchStatsKernel
@@ -253,7 +274,7 @@ class TokenCalibration:
             self._kernels[key] = TorchStatsKernel(
                 self.vocab_size, self.temperatures, self.n_bins, rows
             )
-        self._run(self._kernels[key], z, y, y.cpu().numpy())
+        return self._run(self._kernels[key], z, y, y.cpu().numpy())
 
     def _fold(self, st: ChunkStats, targets: np.ndarray) -> None:
         """Add one chunk's statistics to the state (all float64 / int64 on the host)."""

@@ -213,12 +213,15 @@ def target_logprobs(
     """log p(target) under softmax(logits) per row, and whether the target is the row's argmax
     (first maximal index), for logits (n, V) float32/64 and targets (n,); float64 and bool.
 
-    Works through L2-sized sub-chunks with one reused buffer: no (n, V) temporary.
+    Computed exactly as `TokenCalibration` computes it at T = 1 (x = z - max in the logits'
+    precision, log p = x_target - log sum exp x), so both give the same bits; streams through one
+    L2-sized buffer, with no (n, V) temporary.
     """
     n, v = logits.shape
+    dtype = np.float64 if logits.dtype == np.float64 else np.float32
     rows = max(1, chunk_bytes // (4 * v))
-    buf = np.empty((min(rows, n), v), np.float32 if logits.dtype != np.float64 else np.float64)
-    ones = np.ones(v, buf.dtype)
+    buf = np.empty((min(rows, n), v), dtype)
+    ones = np.ones(v, dtype)
     logp = np.empty(n)
     greedy = np.empty(n, dtype=bool)
     for start in range(0, n, rows):
@@ -226,12 +229,11 @@ def target_logprobs(
         t = targets[start : start + rows]
         c = len(z)
         m = z.max(axis=1)
-        e = np.subtract(z, m[:, None], out=buf[:c])
-        np.exp(e, out=e)
-        lse = m.astype(np.float64) + np.log(_rowdot(e, ones))
-        picked = z[np.arange(c), t]
-        logp[start : start + c] = picked.astype(np.float64) - lse
-        top = picked == m
+        x = np.subtract(z, m[:, None], out=buf[:c], dtype=dtype, casting="unsafe")
+        x_target = x[np.arange(c), t].astype(np.float64)
+        top = x_target == 0.0
+        np.exp(x, out=x)
+        logp[start : start + c] = x_target - np.log(_rowdot(x, ones).astype(np.float64))
         for i in np.flatnonzero(top):  # ties: the argmax is the first maximal index
             top[i] = not (z[i, : t[i]] == m[i]).any()
         greedy[start : start + c] = top

@@ -398,10 +398,13 @@ class HFModel(LanguageModel):
                     start = keep - lengths[b] + len(jobs[m].inputs) - n
                     z = logits[row, start : start + n]
                     y = torch.tensor(jobs[m].targets, device=self.device)
-                    logp, greedy = _target_logprobs(z, y)
-                    results[m] = (logp, greedy)
+                    if accumulator is not None and bool((accumulator.temperatures == 1.0).any()):
+                        lp, gr = accumulator.update_scored(z, y)
+                        results[m] = (torch.from_numpy(lp).float(), bool(gr.all()))
+                        continue
                     if accumulator is not None:
                         accumulator.update(z, y)
+                    results[m] = _target_logprobs(z, y)
         return [results[i] for i in range(len(jobs))]
 
     def loglikelihood(

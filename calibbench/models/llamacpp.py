@@ -190,9 +190,12 @@ class LlamaCppModel(LanguageModel):
             if len(rows) == 0:
                 continue
             targets = np.asarray(ids[pos + 1 : pos + 1 + len(rows)], dtype=np.int64)
-            if accumulator is not None:
-                accumulator.update(rows, targets)
-            lp, gr = target_logprobs(rows, targets)
+            if accumulator is not None and np.any(accumulator.temperatures == 1.0):
+                lp, gr = accumulator.update_scored(rows, targets)
+            else:
+                if accumulator is not None:
+                    accumulator.update(rows, targets)
+                lp, gr = target_logprobs(rows, targets)
             logps.append(lp)
             greedy.append(gr)
         if not logps:

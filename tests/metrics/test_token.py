@@ -368,3 +368,18 @@ def test_bad_configuration_raises_input_error():
         TokenCalibration(10).merge(TokenCalibration(11))
     with pytest.raises(InputError, match="missing key"):
         TokenCalibration.from_state_dict({"vocab_size": 3, "n_bins": 2, "temperatures": [1.0]})
+
+
+def test_update_scored_returns_target_logprobs_at_unit_temperature():
+    rng = np.random.default_rng(13)
+    z, y = llm_like(rng, 40, 64)
+    acc = TokenCalibration(64, temperatures=(0.7, 1.0))
+    logp, greedy = acc.update_scored(z, y)
+    want = log_softmax(z.astype(np.float64), axis=1)[np.arange(40), y]
+    np.testing.assert_allclose(logp, want, rtol=1e-6, atol=1e-6)  # float32 sums: ~1e-7 nats
+    np.testing.assert_array_equal(greedy, z.argmax(1) == y)
+    plain = TokenCalibration(64, temperatures=(0.7, 1.0))
+    plain.update(z, y)
+    _state_equal(acc, plain, rtol=0)
+    with pytest.raises(InputError, match=r"must contain 1\.0"):
+        TokenCalibration(64, temperatures=(0.7,)).update_scored(z, y)

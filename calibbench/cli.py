@@ -124,6 +124,38 @@ def _cmd_split(args: argparse.Namespace) -> None:
     write_parquet(assign_splits(items["item_id"], args.fraction, args.seed), args.out)
 
 
+def _cmd_recalibrate(args: argparse.Namespace) -> None:
+    from calibbench.recalibration.protocol import compare_methods
+
+    result = compare_methods(
+        _read(args.graded, "graded items"),
+        _read(args.split, "split"),
+        confidence=args.confidence,
+        methods=args.methods.split(","),
+        n_bins=args.n_bins,
+        n_resamples=args.bootstrap,
+        seed=args.seed,
+    )
+    write_json(result, args.out)
+
+
+def _cmd_sweep(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from calibbench.metrics.token import TokenCalibration
+    from calibbench.recalibration.sweep import token_sweep
+    from calibbench.recalibration.temperature import TemperatureScaler
+
+    try:
+        with np.load(args.state) as state:
+            metrics = TokenCalibration.from_state_dict(dict(state)).compute()
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{args.state}: cannot read accumulator state ({exc})") from None
+    write_parquet(token_sweep(metrics), args.out)
+    if args.fit:
+        write_json(TemperatureScaler().fit_token_stats(metrics).to_json(), args.fit)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
@@ -200,6 +232,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_cmd_split)
+
+    p = sub.add_parser("recalibrate", help="fit every method on calibration items, score on test")
+    p.add_argument("--graded", type=Path, required=True, help="graded items (Parquet)")
+    p.add_argument("--split", type=Path, required=True, help="item split (Parquet)")
+    p.add_argument("--confidence", default="confidence", help="confidence column to calibrate")
+    p.add_argument("--methods", default="raw,temperature,platt,isotonic,histogram,beta")
+    p.add_argument("--n-bins", type=int, default=15)
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="output JSON")
+    p.set_defaults(func=_cmd_recalibrate)
+
+    p = sub.add_parser("sweep", help="token-level temperature sweep from an accumulator state")
+    p.add_argument("--state", type=Path, required=True, help="token_calibration.npz")
+    p.add_argument("--out", type=Path, required=True, help="output Parquet, one row per T")
+    p.add_argument("--fit", type=Path, help="also write the NLL-fitted temperature (JSON)")
+    p.set_defaults(func=_cmd_sweep)
     return parser
 
 

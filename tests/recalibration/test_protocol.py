@@ -1,0 +1,89 @@
+"""The protocol: fit on calibration items only, score on test items, pick the best honestly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, logit, softmax
+
+from calibbench.errors import InputError
+from calibbench.recalibration import METHODS, compare_methods
+from calibbench.splits import assign_splits
+
+
+def graded_mc(n: int, seed: int, sharpness: float) -> pd.DataFrame:
+    """Multiple-choice items whose option log-likelihoods are `sharpness` times too sharp."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        z = rng.standard_normal(4) * 1.5
+        gold = int(rng.choice(4, p=softmax(z)))
+        ll = sharpness * z
+        p = softmax(ll)
+        pred = int(np.argmax(ll))
+        rows.append({"item_id": f"q{i}", "gold": gold, "option_logprobs": ll.tolist(),
+                     "correct": pred == gold, "confidence": float(p[pred])})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_every_method_runs_and_a_real_improvement_is_found():
+    graded = graded_mc(2000, seed=0, sharpness=3.0)
+    split = assign_splits(graded.item_id, fraction=0.5, seed=1)
+    out = compare_methods(graded, split, n_resamples=200)
+    assert set(out["methods"]) == set(METHODS)
+    assert out["n_calibration"] == out["n_test"] == 1000
+    raw = out["methods"]["raw"]["summary"]["metrics"]["ece"]["estimate"]
+    for name in METHODS[1:]:
+        assert out["methods"][name]["summary"]["metrics"]["ece"]["estimate"] < raw
+    assert out["best"]["method"] in METHODS[1:]
+    # The temperature fitted on the calibration items alone is near the true 3.
+    assert out["methods"]["temperature"]["fitted"]["state"]["temperature"] == pytest.approx(
+        3, rel=0.15
+    )
+
+
+def test_calibrated_data_gives_none_significantly_better():
+    graded = graded_mc(600, seed=2, sharpness=1.0)
+    split = assign_splits(graded.item_id, fraction=0.5, seed=0)
+    out = compare_methods(graded, split, n_resamples=200)
+    assert out["best"] == {"method": None, "reason": "none significantly better"}
+
+
+def test_methods_never_see_test_items():
+    graded = graded_mc(400, seed=3, sharpness=2.0)
+    split = assign_splits(graded.item_id, fraction=0.5, seed=0)
+    # Poison the test side: if any method fitted on it, its map would change.
+    poisoned = graded.copy()
+    test = poisoned.item_id.isin(split.item_id[split.split == "test"])
+    poisoned.loc[test, "correct"] = ~poisoned.loc[test, "correct"]
+    a = compare_methods(graded, split, n_resamples=50)
+    b = compare_methods(poisoned, split, n_resamples=50)
+    for name in METHODS[1:]:
+        assert a["methods"][name]["fitted"] == b["methods"][name]["fitted"]
+
+
+def test_scalar_signal_without_option_logits_and_unfittable_methods_are_reported():
+    rng = np.random.default_rng(4)
+    c = rng.uniform(0.3, 1.0, 300)
+    graded = pd.DataFrame({"item_id": [f"g{i}" for i in range(300)], "pavg": c,
+                           "correct": rng.random(300) < expit(logit(c) / 2)})  # fmt: skip
+    graded.loc[5, "pavg"] = np.nan  # an empty answer
+    split = assign_splits(graded.item_id, seed=0)
+    out = compare_methods(graded, split, confidence="pavg", n_resamples=50)
+    assert "options' log-likelihoods" in out["methods"]["temperature"]["error"]
+    assert out["n_missing_confidence"] == 1 and out["n_calibration"] + out["n_test"] == 299
+    tiny = split.assign(split=["calibration"] * 4 + ["test"] * 296)
+    out = compare_methods(graded, tiny, confidence="pavg", n_resamples=50)
+    assert "needs at least" in out["methods"]["histogram"]["error"]
+
+
+def test_bad_inputs():
+    graded = graded_mc(20, seed=5, sharpness=1.0)
+    split = assign_splits(graded.item_id, seed=0)
+    with pytest.raises(InputError, match="unknown recalibration methods"):
+        compare_methods(graded, split, methods=["raw", "magic"])
+    with pytest.raises(InputError, match="no column 'ptrue'"):
+        compare_methods(graded, split, confidence="ptrue")
+    with pytest.raises(InputError, match="not in the split"):
+        compare_methods(graded, split.iloc[1:])

@@ -1,14 +1,32 @@
-# calibbench workflow: `snakemake --cores N` (config/default.yaml unless --configfile is given).
-# Wiring only: every rule is a thin call into the calibbench package (see workflows/rules/).
+# calibbench workflow: `snakemake --cores N` regenerates paper/ from config/default.yaml (or
+# --configfile). Wiring only: each rule is a thin call into the calibbench CLI.
+#   collect: prepare, collect, followup_requests, collect_followup
+#   grade:   grade, split
+#   recalibrate: recalibrate (one job per method), compare, sweep
+#   paper:   manifest, paper_tables, paper_figures, paper_document; `snakemake reproduce`
 
-configfile: "config/default.yaml"
+# config/default.yaml unless --configfile gives another (which then replaces it rather than being
+# merged key by key into it, as Snakemake's own `configfile:` directive would).
+if not config:
+
+    configfile: "config/default.yaml"
+
+
+
+wildcard_constraints:
+    model="[^/]+",
+    task="[^/]+",
+    signal="[^/]+",
+    method="[^/.]+",
 
 
 include: "workflows/rules/common.smk"
-include: "workflows/rules/records.smk"
-include: "workflows/rules/metrics.smk"
+include: "workflows/rules/collect.smk"
+include: "workflows/rules/grade.smk"
+include: "workflows/rules/recalibrate.smk"
+include: "workflows/rules/paper.smk"
 
 
 rule all:
     input:
-        expand("results/metrics/{name}.json", name=config["records"]),
+        "paper/paper.html",

@@ -125,18 +125,40 @@ def _cmd_split(args: argparse.Namespace) -> None:
 
 
 def _cmd_recalibrate(args: argparse.Namespace) -> None:
-    from calibbench.recalibration.protocol import compare_methods
+    from calibbench.recalibration.protocol import evaluate_method
 
-    result = compare_methods(
+    entry, predictions = evaluate_method(
+        args.method,
         _read(args.graded, "graded items"),
         _read(args.split, "split"),
         confidence=args.confidence,
-        methods=args.methods.split(","),
         n_bins=args.n_bins,
         n_resamples=args.bootstrap,
         seed=args.seed,
     )
-    write_json(result, args.out)
+    write_json(entry, args.out)
+    if args.predictions:
+        empty = {"item_id": [], "confidence": [], "correct": []}
+        write_parquet(predictions if predictions is not None else _frame(empty), args.predictions)
+
+
+def _frame(data: dict):  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    return pd.DataFrame(data)
+
+
+def _cmd_compare(args: argparse.Namespace) -> None:
+    from calibbench.recalibration.protocol import best_method
+
+    methods = {}
+    for path in args.inputs:
+        try:
+            entry = json.loads(Path(path).read_text())
+            methods[entry.pop("method")] = entry
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"{path}: not a recalibration result ({exc})") from None
+    write_json({"methods": methods, "best": best_method(methods)}, args.out)
 
 
 def _cmd_sweep(args: argparse.Namespace) -> None:
@@ -153,7 +175,49 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
         raise InputError(f"{args.state}: cannot read accumulator state ({exc})") from None
     write_parquet(token_sweep(metrics), args.out)
     if args.fit:
-        write_json(TemperatureScaler().fit_token_stats(metrics).to_json(), args.fit)
+        try:
+            fitted = TemperatureScaler().fit_token_stats(metrics).to_json()
+        except InputError as exc:  # e.g. the optimum lies outside the grid: say so, keep going
+            fitted = {"method": "temperature", "error": str(exc)}
+        write_json(fitted, args.fit)
+
+
+def _cmd_provenance(args: argparse.Namespace) -> None:
+    from calibbench.provenance import run_manifest
+
+    try:
+        config = json.loads(args.config_json)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--config-json: not valid JSON ({exc})") from None
+    write_json(run_manifest(config, args.results, args.repo), args.out)
+
+
+def _cmd_paper(args: argparse.Namespace) -> None:
+    from calibbench.paper.results import Results
+
+    if args.part == "check":
+        from calibbench.paper.check import compare_tables
+
+        report, ok = compare_tables(args.tables, args.reference)
+        print(report)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(report)
+        if not ok:
+            raise InputError(f"reproduction check failed; see {args.out}")
+        return
+    results = Results(args.results)
+    if args.part == "tables":
+        from calibbench.paper.tables import write_tables
+
+        write_tables(results, args.out)
+    elif args.part == "figures":
+        from calibbench.paper.figures import write_figures
+
+        write_figures(results, args.out)
+    else:
+        from calibbench.paper.document import write_document
+
+        write_document(results, args.tables, args.figures, args.out, args.html)
 
 
 def _floats(text: str) -> list[float]:
@@ -233,22 +297,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_cmd_split)
 
-    p = sub.add_parser("recalibrate", help="fit every method on calibration items, score on test")
+    p = sub.add_parser("recalibrate", help="fit one method on calibration items, score on test")
     p.add_argument("--graded", type=Path, required=True, help="graded items (Parquet)")
     p.add_argument("--split", type=Path, required=True, help="item split (Parquet)")
     p.add_argument("--confidence", default="confidence", help="confidence column to calibrate")
-    p.add_argument("--methods", default="raw,temperature,platt,isotonic,histogram,beta")
+    p.add_argument("--method", required=True, help="raw, temperature, platt, isotonic, ...")
     p.add_argument("--n-bins", type=int, default=15)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="output JSON")
+    p.add_argument("--out", type=Path, required=True, help="output JSON (summary, fitted state)")
+    p.add_argument("--predictions", type=Path, help="output Parquet of test predictions")
     p.set_defaults(func=_cmd_recalibrate)
+
+    p = sub.add_parser("compare", help="combine per-method results and pick the best method")
+    p.add_argument("--inputs", type=Path, nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("sweep", help="token-level temperature sweep from an accumulator state")
     p.add_argument("--state", type=Path, required=True, help="token_calibration.npz")
     p.add_argument("--out", type=Path, required=True, help="output Parquet, one row per T")
     p.add_argument("--fit", type=Path, help="also write the NLL-fitted temperature (JSON)")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("provenance", help="the run's provenance manifest")
+    p.add_argument("--config-json", required=True, help="the workflow configuration as JSON")
+    p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--repo", type=Path, default=Path.cwd(), help="the code's git checkout")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_provenance)
+
+    p = sub.add_parser("paper", help="tables, figures, document, reproduction check")
+    p.add_argument("part", choices=("tables", "figures", "document", "check"))
+    p.add_argument("--results", type=Path, default=Path("results"))
+    p.add_argument("--tables", type=Path, help="tables folder (document, check)")
+    p.add_argument("--figures", type=Path, help="figures folder (document)")
+    p.add_argument("--reference", type=Path, help="committed tables to compare with (check)")
+    p.add_argument("--html", type=Path, help="also render the document as HTML (document)")
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_cmd_paper)
     return parser
 
 

@@ -47,58 +47,89 @@ def _sides(
     return usable[usable["split"] == CALIBRATION], usable[usable["split"] == TEST]
 
 
+def evaluate_method(
+    method: str,
+    graded: pd.DataFrame,
+    split: pd.DataFrame,
+    confidence: str = "confidence",
+    correct: str = "correct",
+    n_bins: int = 15,
+    n_resamples: int = 1000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[dict[str, Any], pd.DataFrame | None]:
+    """Fit one method on the calibration items and score it on the test items.
+
+    Returns a JSON-ready entry (counts, settings, and the test `summary` with the `fitted`
+    state, or the `error` that prevented fitting) and the test predictions (item_id, confidence
+    after the method, correct), or None when the method could not be fitted. Items whose
+    confidence is missing (e.g. an empty answer's pavg) are left out and counted.
+    """
+    if method not in METHODS:
+        raise InputError(f"unknown recalibration method {method!r}; methods: {list(METHODS)}")
+    cal, test = _sides(graded, split, [confidence, correct])
+    if len(test) == 0:
+        raise InputError("the test split holds no items with this confidence")
+    entry: dict[str, Any] = {
+        "method": method,
+        "confidence": confidence,
+        "n_calibration": len(cal),
+        "n_test": len(test),
+        "n_missing_confidence": int(graded[confidence].isna().sum()),
+        "settings": {"n_bins": n_bins, "n_resamples": n_resamples, "level": level, "seed": seed},
+    }
+    y_test = test[correct].to_numpy(bool)
+    try:
+        y_cal = cal[correct].to_numpy(bool)
+        calibrated, fitted = _apply(method, cal, test, confidence, y_cal, n_bins)
+    except InputError as exc:
+        return entry | {"error": str(exc)}, None
+    if fitted is not None:
+        entry["fitted"] = fitted
+    entry["summary"] = answer_summary(
+        calibrated, y_test, n_bins=n_bins, n_resamples=n_resamples, level=level, seed=seed
+    )
+    predictions = pd.DataFrame(
+        {"item_id": test["item_id"].to_numpy(), "confidence": calibrated, "correct": y_test}
+    )
+    return entry, predictions
+
+
 def compare_methods(
     graded: pd.DataFrame,
     split: pd.DataFrame,
     confidence: str = "confidence",
     correct: str = "correct",
     methods: Sequence[str] = METHODS,
-    n_bins: int = 15,
-    n_resamples: int = 1000,
-    level: float = 0.95,
-    seed: int = 0,
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Fit each method on the calibration items and score it on the test items (see the module
-    docstring). Items whose confidence is missing (e.g. an empty answer's pavg) are left out and
-    counted. Returns a JSON-ready dict: settings, counts, per method its test `summary`, fitted
-    state (`fitted`) or the `error` that prevented fitting, and the `best` method."""
+    """`evaluate_method` for each of `methods` and the `best` one (see the module docstring)."""
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise InputError(f"unknown recalibration methods {unknown}; methods: {list(METHODS)}")
-    cal, test = _sides(graded, split, [confidence, correct])
-    if len(test) == 0:
-        raise InputError("the test split holds no items with this confidence")
-    y_cal = cal[correct].to_numpy(bool)
-    y_test = test[correct].to_numpy(bool)
-    out: dict[str, Any] = {
-        "confidence": confidence,
-        "n_calibration": len(cal),
-        "n_test": len(test),
-        "n_missing_confidence": int(graded[confidence].isna().sum()),
-        "settings": {"n_bins": n_bins, "n_resamples": n_resamples, "level": level, "seed": seed},
-        "methods": {},
+    entries = {
+        m: evaluate_method(m, graded, split, confidence, correct, **settings)[0] for m in methods
     }
-    for name in methods:
-        entry: dict[str, Any] = {}
-        try:
-            calibrated, fitted = _apply(name, cal, test, confidence, y_cal)
-        except InputError as exc:
-            out["methods"][name] = {"error": str(exc)}
-            continue
-        if fitted is not None:
-            entry["fitted"] = fitted
-        entry["summary"] = answer_summary(
-            calibrated, y_test, n_bins=n_bins, n_resamples=n_resamples, level=level, seed=seed
-        )
-        out["methods"][name] = entry
-    out["best"] = best_method(out["methods"])
-    return out
+    first = next(iter(entries.values()))
+    common = {k: first[k] for k in ("confidence", "n_calibration", "n_test",
+                                    "n_missing_confidence", "settings")}  # fmt: skip
+    methods_out = {
+        m: {k: v for k, v in e.items() if k not in common and k != "method"}
+        for m, e in entries.items()
+    }
+    return common | {"methods": methods_out, "best": best_method(methods_out)}
 
 
 def _apply(
-    name: str, cal: pd.DataFrame, test: pd.DataFrame, confidence: str, y_cal: np.ndarray
+    name: str,
+    cal: pd.DataFrame,
+    test: pd.DataFrame,
+    confidence: str,
+    y_cal: np.ndarray,
+    n_bins: int,
 ) -> tuple[np.ndarray, dict[str, Any] | None]:
-    """Test-split confidences after method `name` fitted on the calibration split."""
+    """Test-split confidences after method `name` fitted on the calibration split (histogram
+    binning uses the metrics' `n_bins`)."""
     if name == "raw":
         return test[confidence].to_numpy(np.float64), None
     if name == "temperature":
@@ -110,7 +141,8 @@ def _apply(
         options, gold = list(cal["option_logprobs"]), cal["gold"].to_numpy(np.int64)
         scaler = TemperatureScaler().fit(options, gold)
         return scaler.confidence(list(test["option_logprobs"])), scaler.to_json()
-    method: ScalarCalibrator = REGISTRY[name]()  # type: ignore[assignment]
+    kwargs = {"n_bins": n_bins} if name == "histogram" else {}
+    method: ScalarCalibrator = REGISTRY[name](**kwargs)  # type: ignore[assignment]
     method.fit(cal[confidence].to_numpy(np.float64), y_cal)
     return method.transform(test[confidence].to_numpy(np.float64)), method.to_json()
 

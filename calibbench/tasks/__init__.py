@@ -28,7 +28,28 @@ OTHER = ("humaneval", "triviaqa", "nq_open", "lm")
 USER = ("user_multiple_choice", "user_qa", "user_code", "user_text")
 TASKS = MULTIPLE_CHOICE + OTHER + USER
 
-__all__ = ["TASKS", "DatasetInfo", "Task", "get_task"]
+#: Confidence signals each task kind grades, in table order; `confidence` is the primary one.
+SIGNALS = {
+    "multiple_choice": ("confidence", "confidence_token_norm"),
+    "qa": ("confidence", "geometric_mean", "min_token_prob", "sampling_agreement", "p_true"),
+    "code": ("confidence", "geometric_mean", "min_token_prob", "sampling_agreement"),
+    "language_modelling": (),
+}
+
+__all__ = ["SIGNALS", "TASKS", "DatasetInfo", "Task", "get_task", "task_kind"]
+
+
+def task_kind(name: str) -> str:
+    """The kind of task `name` (a registry name), without building the task."""
+    if name in MULTIPLE_CHOICE or name == "user_multiple_choice":
+        return "multiple_choice"
+    if name in ("humaneval", "user_code"):
+        return "code"
+    if name in ("triviaqa", "nq_open", "user_qa"):
+        return "qa"
+    if name in ("lm", "user_text"):
+        return "language_modelling"
+    raise InputError(f"unknown task {name!r}; tasks: {list(TASKS)}")
 
 
 def get_task(spec: dict[str, Any] | str) -> Task:

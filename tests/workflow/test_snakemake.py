@@ -1,54 +1,99 @@
-"""The Snakemake workflow: the default config plans, runs, and re-runs nothing the second time."""
+"""The workflow: validated config, the full DAG on a small config, caching, reproduction check."""
 
 from __future__ import annotations
 
-import json
+import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    exe = Path(sys.executable).with_name("snakemake")
-    return subprocess.run(
-        [str(exe), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+pytestmark = pytest.mark.model
 
 
 @pytest.fixture()
-def workdir(tmp_path: Path) -> Path:
-    shutil.copytree(ROOT / "config", tmp_path / "config")
+def configured(tmp_path: Path, repo_root: Path) -> Path:
+    shutil.copytree(repo_root / "config", tmp_path / "config")
     return tmp_path
 
 
-def test_dry_run_plans_every_record_set(workdir):
-    proc = snakemake(workdir, "--cores", "2", "-n")
+STAGES = ("prepare", "collect", "collect_followup", "grade", "split", "recalibrate", "compare",
+          "sweep", "manifest", "paper_tables", "paper_figures", "paper_document")  # fmt: skip
+
+
+def test_default_config_plans_every_stage(configured, run_snakemake):
+    proc = run_snakemake(configured, "--cores", "2", "-n")
     assert proc.returncode == 0, proc.stderr
-    assert "answer_metrics" in proc.stdout and "synthetic_records" in proc.stdout
+    for rule in STAGES:
+        assert f"rule {rule}:" in proc.stdout, rule
 
 
-def test_default_job_runs_and_second_run_does_nothing(workdir):
-    proc = snakemake(workdir, "--cores", "2")
+def test_bad_config_names_the_key(configured, run_snakemake):
+    bad = configured / "config" / "bad.yaml"
+    bad.write_text((configured / "config" / "test.yaml").read_text() + "n_binz: 3\n")
+    proc = run_snakemake(configured, "--cores", "1", "-n", "--configfile", str(bad))
+    assert proc.returncode != 0 and "n_binz" in proc.stdout + proc.stderr
+
+
+def test_small_config_builds_the_paper(workflow_run):
+    paper = workflow_run / "paper"
+    for name in ("headline", "methods_summary", "temperature", "methods_arc_easy"):
+        for suffix in (".csv", ".md", ".tex"):
+            assert (paper / "tables" / f"{name}{suffix}").is_file(), name + suffix
+    assert list((paper / "figures").glob("*.pdf")) and list((paper / "figures").glob("*.png"))
+    html = (paper / "paper.html").read_text()
+    assert "<table>" in html and "over-estimates success on code generation" in html
+    manifest = (workflow_run / "results" / "manifest.json").read_text()
+    assert '"commit"' in manifest and "config_sha256" in manifest
+
+
+def test_second_run_does_nothing(workflow_run, run_snakemake):
+    proc = run_snakemake(workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n")
+    assert proc.returncode == 0
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_touching_one_method_reruns_only_its_jobs_and_the_paper(
+    workflow_run, run_snakemake, repo_root
+):
+    code = repo_root / "calibbench" / "recalibration" / "platt.py"
+    before = code.stat()
+    try:
+        os.utime(code, None)  # as if edited
+        proc = run_snakemake(workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n")
+    finally:
+        os.utime(code, ns=(before.st_atime_ns, before.st_mtime_ns))
     assert proc.returncode == 0, proc.stderr
-    out = sorted((workdir / "results" / "metrics").glob("*.json"))
-    assert [p.stem for p in out] == ["synthetic-calibrated", "synthetic-overconfident"]
-    calibrated, over = (json.loads(p.read_text())["metrics"] for p in out)
-    assert over["overconfidence"]["low"] > 0.05 > calibrated["overconfidence"]["high"]
-    again = snakemake(workdir, "--cores", "2", "-n")
-    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+    lines = proc.stdout.splitlines()
+    jobs = [line.split()[1].rstrip(":") for line in lines if line.startswith("rule ")]
+    assert set(jobs) == {
+        "recalibrate",
+        "compare",
+        "paper_tables",
+        "paper_figures",
+        "paper_document",
+    }
+    planned = [line for line in lines if "method=" in line]
+    assert planned and all("method=platt" in line for line in planned)
 
 
-def test_bad_config_names_the_key(workdir):
-    bad = workdir / "config" / "bad.yaml"
-    bad.write_text((workdir / "config" / "default.yaml").read_text() + "n_binz: 3\n")
-    proc = snakemake(workdir, "--cores", "1", "-n", "--configfile", str(bad))
-    assert proc.returncode != 0
-    assert "n_binz" in proc.stdout + proc.stderr
+def test_reproduction_check_passes_and_catches_a_change(workflow_run, run_snakemake):
+    args = ("--cores", "2", "--configfile", "config/test.yaml", "reproduce")
+    proc = run_snakemake(workflow_run, *args)
+    assert proc.returncode == 0, proc.stderr
+    report = workflow_run / "results" / "reproduce" / "report.md"
+    assert "All tables agree" in report.read_text()
+    table = workflow_run / "paper" / "tables" / "headline.csv"
+    saved = table.read_text()
+    try:
+        lines = saved.splitlines()
+        header, row = lines[0].split(","), lines[1].split(",")
+        row[header.index("ece")] = "0.999"
+        table.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+        report.unlink()
+        proc = run_snakemake(workflow_run, *args)
+        assert proc.returncode != 0  # and the log says which entry differs
+        log = (workflow_run / "logs" / "paper" / "reproduce.log").read_text()
+        assert "headline.csv row 0 `ece`" in log
+    finally:
+        table.write_text(saved)

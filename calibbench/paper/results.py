@@ -1,0 +1,159 @@
+"""Loading a results/ tree (written by the workflow) into tidy pandas frames.
+
+Layout (every path under the results root):
+
+    tasks/{task}/task.json                        task name, kind, n_items, dataset provenance
+    collect/{model}/{task}/manifest.json          model identity, request hash, output hashes
+    graded/{model}/{task}.parquet                 one row per item: correct, confidence signals
+    splits/{task}.parquet                         item_id, split
+    recalibrate/{model}/{task}/{signal}/{method}.json / .parquet   test summary; test predictions
+    compare/{model}/{task}/{signal}.json          every method of one signal and the best one
+    sweep/{model}/{task}.parquet                  token-level metrics per temperature
+    sweep/{model}/{task}.temperature.json         the one-pass temperature fit
+    manifest.json                                 provenance of the whole run
+
+The loaders only read; every table and figure is built from their frames.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from calibbench.errors import InputError
+
+#: Metrics of the answer-level summaries, in table order.
+METRICS = ("accuracy", "mean_confidence", "overconfidence", "ece", "ece_mass", "ece_l2", "mce",
+           "brier", "nll", "auroc", "aurc")  # fmt: skip
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+
+
+@dataclass(frozen=True)
+class Results:
+    """A results/ tree; frames are loaded on first use."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        if not self.root.is_dir():
+            raise InputError(f"{self.root}: no results directory; run the workflow first")
+
+    @cached_property
+    def tasks(self) -> pd.DataFrame:
+        """One row per task: task, name, kind, n_items, dataset, split, licence, data_sha256."""
+        rows = []
+        for path in sorted(self.root.glob("tasks/*/task.json")):
+            info = _json(path)
+            ds = info["dataset"]
+            rows.append({"task": path.parent.name, "name": info["task"], "kind": info["kind"],
+                         "n_items": info["n_items"], "dataset": ds["name"], "subset": ds["subset"],
+                         "split": ds["split"], "licence": ds["licence"],
+                         "data_sha256": ds["sha256"]})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def models(self) -> pd.DataFrame:
+        """One row per model: model, runtime, family, n_parameters, vocab_size, quantization,
+        sha256, logprob_source (from the first collection of each model)."""
+        rows = {}
+        for path in sorted(self.root.glob("collect/*/*/manifest.json")):
+            model = path.parent.parent.name
+            if model in rows:
+                continue
+            info = _json(path)["model"]
+            rows[model] = {"model": model, "runtime": info["runtime"], "family": info["family"],
+                           "n_parameters": info["n_parameters"], "vocab_size": info["vocab_size"],
+                           "quantization": info["quantization"], "sha256": info["sha256"],
+                           "logprob_source": info["logprob_source"]}  # fmt: skip
+        return pd.DataFrame(list(rows.values()))
+
+    @cached_property
+    def comparisons(self) -> pd.DataFrame:
+        """Long frame: model, task, signal, method, metric, estimate, low, high, best (the
+        signal's best method or None), error (why a method could not be fitted, else None)."""
+        rows = []
+        for path in sorted(self.root.glob("compare/*/*/*.json")):
+            model, task, signal = path.parent.parent.name, path.parent.name, path.stem
+            data = _json(path)
+            best = data["best"]["method"]
+            for method, entry in data["methods"].items():
+                base = {"model": model, "task": task, "signal": signal, "method": method,
+                        "best": best, "error": entry.get("error")}  # fmt: skip
+                if "summary" not in entry:
+                    rows.append(base | {"metric": None})
+                    continue
+                for metric, value in entry["summary"]["metrics"].items():
+                    rows.append(base | {"metric": metric, "estimate": value["estimate"],
+                                        "low": value["low"], "high": value["high"]})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def best(self) -> pd.DataFrame:
+        """model, task, signal, best method (None: none significantly better) and reason."""
+        rows = []
+        for path in sorted(self.root.glob("compare/*/*/*.json")):
+            best = _json(path)["best"]
+            rows.append({
+                "model": path.parent.parent.name, "task": path.parent.name,
+                "signal": path.stem, "best": best["method"], "reason": best["reason"],
+            })  # fmt: skip
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def sweeps(self) -> pd.DataFrame:
+        """Token-level sweep rows with model and task columns."""
+        frames = []
+        for path in sorted(self.root.glob("sweep/*/*.parquet")):
+            frame = pd.read_parquet(path)
+            frame.insert(0, "task", path.stem)
+            frame.insert(0, "model", path.parent.name)
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+    @cached_property
+    def fitted_temperatures(self) -> pd.DataFrame:
+        """model, task, temperature (token level, one-pass fit) or error."""
+        rows = []
+        for path in sorted(self.root.glob("sweep/*/*.temperature.json")):
+            data = _json(path)
+            rows.append({"model": path.parent.name, "task": path.name.split(".")[0],
+                         "temperature": data.get("state", {}).get("temperature"),
+                         "error": data.get("error")})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def graded(self, model: str, task: str) -> pd.DataFrame:
+        """One task's graded items for one model."""
+        path = self.root / "graded" / model / f"{task}.parquet"
+        if not path.exists():
+            raise InputError(f"{path}: not found")
+        return pd.read_parquet(path)
+
+    def predictions(self, model: str, task: str, signal: str, method: str) -> pd.DataFrame:
+        """Test-split predictions (item_id, confidence, correct) after `method`."""
+        path = self.root / "recalibrate" / model / task / signal / f"{method}.parquet"
+        if not path.exists():
+            raise InputError(f"{path}: not found")
+        return pd.read_parquet(path)
+
+    def reliability(self, model: str, task: str, signal: str, method: str) -> pd.DataFrame:
+        """Reliability-diagram bins of the test predictions after `method`."""
+        path = self.root / "recalibrate" / model / task / signal / f"{method}.json"
+        entry = _json(path)
+        if "summary" not in entry:
+            raise InputError(f"{path}: the method could not be fitted: {entry.get('error')}")
+        return pd.DataFrame(entry["summary"]["reliability"])
+
+    @cached_property
+    def manifest(self) -> dict[str, Any]:
+        """The run's provenance (see `calibbench.provenance`)."""
+        return _json(self.root / "manifest.json")

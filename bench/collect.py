@@ -21,10 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +57,23 @@ def texts(n: int) -> list[str]:
 
 
 def timed(fn: Any, repeats: int) -> float:
+    """Fastest of `repeats` runs (the least disturbed by other work on a shared machine)."""
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return min(times)
+
+
+def interleaved(methods: Sequence[tuple[str, Any]], repeats: int) -> dict[str, float]:
+    """Fastest time of each method, running them in turn `repeats` times, so that a burst of
+    other work on the machine cannot fall on one method only."""
+    best = {label: float("inf") for label, _ in methods}
+    for _ in range(repeats):
+        for label, fn in methods:
+            best[label] = min(best[label], timed(fn, 1))
+    return best
 
 
 def row(model: str, runtime: str, method: str, tokens: int, seconds: float) -> dict[str, Any]:
@@ -110,8 +121,8 @@ def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, A
             shutil.rmtree(out)
 
     rows = []
-    for label, fn in (("bare llama.cpp eval", bare_loop), *ours_variants(ours)):
-        seconds = timed(fn, repeats)
+    methods = [("bare llama.cpp eval", bare_loop), *ours_variants(ours)]
+    for label, seconds in interleaved(methods, repeats).items():
         rows.append(row(name, "llamacpp", label, n_tokens, seconds))
     bare.close()
     model.close()
@@ -147,8 +158,8 @@ def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
             shutil.rmtree(out)
 
     rows = []
-    for label, fn in (("bare transformers forward", bare_loop), *ours_variants(ours)):
-        seconds = timed(fn, repeats)
+    methods = [("bare transformers forward", bare_loop), *ours_variants(ours)]
+    for label, seconds in interleaved(methods, repeats).items():
         rows.append(row(name, "hf", label, n_tokens, seconds))
     model.close()
     return rows
@@ -195,7 +206,7 @@ def main() -> None:
     parser.add_argument("--runtimes", default="llamacpp,hf", help="comma-separated subset")
     args = parser.parse_args()
     docs = texts(4 if args.quick else 40)
-    repeats = 1 if args.quick else 3
+    repeats = 1 if args.quick else 5
     rows: list[dict[str, Any]] = []
     for name in ("smollm2-135m", "gemma3-270m"):
         if "llamacpp" in args.runtimes:
@@ -221,7 +232,9 @@ def main() -> None:
     print(table)
     notes = (
         "`python bench/collect.py`: teacher-forced scoring of the same texts (English paragraphs "
-        "from the Python standard library's docstrings). overhead: calibbench's time over the "
+        "from the Python standard library's docstrings); each time is the fastest of 5 runs "
+        "taken in turn with the other methods (the machine is shared and noisy). Texts: "
+        "as above. overhead: calibbench's time over the "
         "bare runtime's, in percent (goal: at most 10). calibbench's run includes log-probs, "
         f"the token-level accumulator at temperatures {TEMPS}, Parquet chunks and the manifest."
     )

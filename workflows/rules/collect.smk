@@ -30,8 +30,8 @@ rule collect:
     log:
         "logs/collect/{model}/{task}.log",
     resources:
-        mem_mb=6000,
-        gpu=0,
+        mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
+        gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
     shell:
         "calibbench collect --model {wildcards.model} --spec {params.spec} --requests {input}"
         " --out {params.out} --chunk-size {config[collect_chunk_size]}"
@@ -66,8 +66,8 @@ rule collect_followup:
     log:
         "logs/collect_followup/{model}/{task}.log",
     resources:
-        mem_mb=6000,
-        gpu=0,
+        mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
+        gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
     shell:
         "calibbench collect --model {wildcards.model} --spec {params.spec} --requests {input}"
         " --out {params.out} --chunk-size {config[collect_chunk_size]}"

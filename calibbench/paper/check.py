@@ -35,12 +35,11 @@ def compare_tables(new: Path, reference: Path) -> tuple[str, bool]:
             continue
         for column in a.columns:
             x, y = a[column], b[column]
+            both_missing = x.isna() & y.isna()
             if pd.api.types.is_numeric_dtype(x) and pd.api.types.is_numeric_dtype(y):
-                both_nan = x.isna() & y.isna()
-                diff = (x - y).abs()
-                bad = ~both_nan & ~(diff <= ABS_TOLERANCE)
-            else:
-                bad = x.astype(str) != y.astype(str)
+                bad = ~both_missing & ~((x - y).abs() <= ABS_TOLERANCE)
+            else:  # pandas >= 3 keeps NaN through astype(str), and NaN != NaN
+                bad = ~both_missing & (x.astype(object).astype(str) != y.astype(object).astype(str))
             for i in np.flatnonzero(bad.to_numpy()):
                 problems.append(
                     f"- {name} row {i} `{column}`: {x.iloc[i]!r} vs committed {y.iloc[i]!r}"

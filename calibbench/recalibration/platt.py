@@ -27,29 +27,31 @@ STEP_TOL = 1e-10
 MAX_NEWTON_STEPS = 200
 
 
-def _cross_entropy(z: np.ndarray, targets: np.ndarray, coef: np.ndarray) -> float:
-    return float(np.sum(np.logaddexp(0.0, z) - targets * z) + 0.5 * RIDGE * coef @ coef)
+def _cross_entropy(
+    z: np.ndarray, targets: np.ndarray, coef: np.ndarray, ridge: float = RIDGE
+) -> float:
+    return float(np.sum(np.logaddexp(0.0, z) - targets * z) + 0.5 * ridge * coef @ coef)
 
 
-def fit_logistic(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
+def fit_logistic(features: np.ndarray, targets: np.ndarray, ridge: float = RIDGE) -> np.ndarray:
     """Maximum-likelihood logistic regression with an intercept.
 
     features: (N, K) floats; targets: (N,) in [0, 1] (0/1 outcomes, or soft targets). Minimises
-    Σ_i [log(1 + e^{z_i}) - t_i z_i] + RIDGE · |coef|² / 2 with z = features @ coef + intercept
+    Σ_i [log(1 + e^{z_i}) - t_i z_i] + ridge · |coef|² / 2 with z = features @ coef + intercept
     and returns (K + 1,) = (coef..., intercept). Raises RuntimeError if Newton's method fails to
     converge (the objective is strictly convex, so this signals a bug, not bad data).
     """
     n, k = features.shape
     design = np.column_stack([features, np.ones(n)])
-    ridge = np.r_[np.full(k, RIDGE), 0.0]
+    penalty = np.r_[np.full(k, ridge), 0.0]
     w = np.zeros(k + 1)
     z = design @ w
-    loss = _cross_entropy(z, targets, w[:k])
+    loss = _cross_entropy(z, targets, w[:k], ridge)
     for _ in range(MAX_NEWTON_STEPS):
         # sigmoid(z) - t, without cancelling 1 - 1 where both are near 1
         residual = (1.0 - targets) * expit(z) - targets * expit(-z)
-        grad = design.T @ residual + ridge * w
-        hess = (design.T * (expit(z) * expit(-z))) @ design + np.diag(ridge)
+        grad = design.T @ residual + penalty * w
+        hess = (design.T * (expit(z) * expit(-z))) @ design + np.diag(penalty)
         step = np.linalg.solve(hess, grad)
         if np.max(np.abs(step)) <= STEP_TOL * (1.0 + np.max(np.abs(w))):
             return w - step
@@ -57,7 +59,7 @@ def fit_logistic(features: np.ndarray, targets: np.ndarray) -> np.ndarray:
         while True:
             trial = w - t * step
             z_trial = design @ trial
-            trial_loss = _cross_entropy(z_trial, targets, trial[:k])
+            trial_loss = _cross_entropy(z_trial, targets, trial[:k], ridge)
             # Armijo decrease, with slack for rounding once the steps reach the noise floor.
             if trial_loss <= loss - 1e-4 * t * (grad @ step) + 1e-13 * (1.0 + abs(loss)):
                 break

@@ -220,6 +220,48 @@ def _cmd_paper(args: argparse.Namespace) -> None:
         write_document(results, args.tables, args.figures, args.out, args.html)
 
 
+def _cmd_tune(args: argparse.Namespace) -> None:
+    from dataclasses import replace
+
+    from calibbench.models.hf import HFModel
+    from calibbench.recalibration import calibration_tuning as ct
+    from calibbench.splits import CALIBRATION
+    from calibbench.tasks import task_kind
+
+    spec = json.loads(args.spec)
+    if "builtin" in spec:
+        model = HFModel.builtin(spec["builtin"], device="cpu" if args.cpu else None)
+    elif spec.get("runtime") == "hf":
+        model = HFModel(spec.get("hub") or spec["path"], gguf_file=spec.get("gguf_file"))
+    elif "path" in spec:
+        path = Path(spec["path"])
+        model = HFModel(path.parent, gguf_file=path.name)
+    else:
+        raise InputError(
+            "calibration tuning needs a local model (a built-in, a GGUF or an hf model)"
+        )
+    config = replace(ct.TuningConfig(), epochs=args.epochs, seed=args.seed)
+    items, graded = _read(args.items, "items"), _read(args.graded, "graded items")
+    split = _read(args.split, "split")
+    data = ct.examples(task_kind(args.task), items, graded).merge(split, on="item_id")
+    train = data[data["split"] == CALIBRATION]
+    test = data[data["split"] != CALIBRATION]
+    args.adapter.mkdir(parents=True, exist_ok=True)
+    scorer = ct.QueryScorer(model.model, model.tokenizer, config)
+    try:
+        result = ct.run(
+            scorer, list(train.text), list(train.correct), list(test.text), list(test.item_id),
+            args.adapter,
+        )  # fmt: skip
+    except InputError as exc:  # too few or one-sided calibration items: say so, keep going
+        write_json({"error": str(exc), "model": model.info().to_dict()}, args.out)
+        return
+    summary = ct.evaluate(
+        result, graded, n_bins=args.n_bins, n_resamples=args.bootstrap, seed=args.seed
+    )
+    write_json(summary | {"model": model.info().to_dict(), "adapter": str(args.adapter)}, args.out)
+
+
 def _floats(text: str) -> list[float]:
     try:
         return [float(t) for t in text.split(",") if t.strip()]
@@ -319,6 +361,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="output Parquet, one row per T")
     p.add_argument("--fit", type=Path, help="also write the NLL-fitted temperature (JSON)")
     p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("tune", help="calibration-tuning, probe and zero-shot P(True) baselines")
+    p.add_argument("--model", required=True, help="model name")
+    p.add_argument("--spec", required=True, help="model entry as JSON (a local model)")
+    p.add_argument("--task", required=True, help="task registry name (its kind picks the data)")
+    p.add_argument("--items", type=Path, required=True)
+    p.add_argument("--graded", type=Path, required=True)
+    p.add_argument("--split", type=Path, required=True)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--n-bins", type=int, default=15)
+    p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
+    p.add_argument("--adapter", type=Path, required=True, help="folder for the LoRA adapter")
+    p.add_argument("--out", type=Path, required=True, help="output JSON")
+    p.set_defaults(func=_cmd_tune)
 
     p = sub.add_parser("provenance", help="the run's provenance manifest")
     p.add_argument("--config-json", required=True, help="the workflow configuration as JSON")

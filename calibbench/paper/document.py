@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from calibbench.artifacts import atomic_write
-from calibbench.paper.results import Results
+from calibbench.paper.results import TUNING_SIGNAL, Results
 from calibbench.paper.tables import PRIMARY
 
 FIGURE_CAPTIONS = {
@@ -105,6 +105,7 @@ def claims(results: Results) -> list[str]:
                 "**Full-ECE sees what top-1 ECE misses.** At T = 1, over whole next-token "
                 f"distributions: {pairs}."
             )
+    out.append(_tuning_claim(results))
     best = results.best()
     if len(best):
         counts = best.best.fillna("none significantly better").value_counts()
@@ -122,6 +123,38 @@ def claims(results: Results) -> list[str]:
             f"**Multiple choice against generation.** Mean raw test ECE by task kind: {text}."
         )
     return out
+
+
+def _tuning_claim(results: Results) -> str:
+    """What calibration-tuning did against its baselines, per tuned model and task."""
+    comp = results.comparisons
+    part = (
+        comp[(comp.signal == TUNING_SIGNAL) & comp.metric.isin(["ece", "auroc"])]
+        if len(comp)
+        else comp
+    )
+    if len(part) == 0:
+        errors = results.tuning.dropna(subset=["error"]) if len(results.tuning) else results.tuning
+        why = f" ({errors.error.iloc[0]})" if len(errors) else ""
+        return f"**Calibration-tuning:** untested here{why}."
+    sentences = []
+    for (model, task), rows in part.groupby(["model", "task"]):
+        ece = rows[rows.metric == "ece"].set_index("method")
+        auroc = rows[rows.metric == "auroc"].set_index("method")
+        listed = ", ".join(
+            f"{m} {ece.loc[m, 'estimate']:.3f} (AUROC {auroc.loc[m, 'estimate']:.2f})"
+            for m in ("raw", "zero_shot", "probe", "tuned", "tuned_temperature")
+            if m in ece.index
+        )
+        best = rows.best.iloc[0]
+        verdict = (f"{best} is significantly better calibrated than the raw confidence"
+                   if isinstance(best, str) else "no variant is significantly better calibrated "
+                   "than the raw confidence")  # fmt: skip
+        sentences.append(f"{model} on {task}: test ECE {listed}; {verdict}")
+    return (
+        "**Calibration-tuning** (the seed article's strongest fix; LoRA on the uncertainty "
+        "query, trained on the calibration items only). " + "; ".join(sentences) + "."
+    )
 
 
 def _table(tables: Path, name: str) -> str:
@@ -170,6 +203,8 @@ def markdown(results: Results, tables: Path, figures: Path, relative_to: Path) -
         _table(tables, "methods_summary"),
         "## Temperature\n",
         _table(tables, "temperature"),
+        "## Calibration-tuning\n",
+        _table(tables, "calibration_tuning"),
         "## Figures\n",
     ]
     for png in sorted(figures.glob("*.png")):

@@ -10,6 +10,7 @@ Layout (every path under the results root):
     compare/{model}/{task}/{signal}.json          every method of one signal and the best one
     sweep/{model}/{task}.parquet                  token-level metrics per temperature
     sweep/{model}/{task}.temperature.json         the one-pass temperature fit
+    tuning/{model}/{task}.json, tuning/{model}/{task}/adapter/   calibration-tuning
     manifest.json                                 provenance of the whole run
 
 The loaders only read; every table and figure is built from their frames.
@@ -27,6 +28,8 @@ import pandas as pd
 
 from calibbench.errors import InputError
 
+#: The signal name under which calibration-tuning results appear in `comparisons`.
+TUNING_SIGNAL = "calibration_tuning"
 #: Metrics of the answer-level summaries, in table order.
 METRICS = ("accuracy", "mean_confidence", "overconfidence", "ece", "ece_mass", "ece_l2", "mce",
            "brier", "nll", "auroc", "aurc")  # fmt: skip
@@ -78,13 +81,22 @@ class Results:
                            "logprob_source": info["logprob_source"]}  # fmt: skip
         return pd.DataFrame(list(rows.values()))
 
+    def _comparison_files(self) -> list[tuple[str, str, str, Path]]:
+        """(model, task, signal, path) of every comparison, calibration-tuning runs included as
+        the signal "calibration_tuning" (their methods: raw, zero_shot, probe, tuned, ...)."""
+        files = [(p.parent.parent.name, p.parent.name, p.stem, p)
+                 for p in sorted(self.root.glob("compare/*/*/*.json"))]  # fmt: skip
+        for path in sorted(self.root.glob("tuning/*/*.json")):
+            if "methods" in _json(path):
+                files.append((path.parent.name, path.stem, TUNING_SIGNAL, path))
+        return files
+
     @cached_property
     def comparisons(self) -> pd.DataFrame:
         """Long frame: model, task, signal, method, metric, estimate, low, high, best (the
         signal's best method or None), error (why a method could not be fitted, else None)."""
         rows = []
-        for path in sorted(self.root.glob("compare/*/*/*.json")):
-            model, task, signal = path.parent.parent.name, path.parent.name, path.stem
+        for model, task, signal, path in self._comparison_files():
             data = _json(path)
             best = data["best"]["method"]
             for method, entry in data["methods"].items():
@@ -101,12 +113,24 @@ class Results:
     def best(self) -> pd.DataFrame:
         """model, task, signal, best method (None: none significantly better) and reason."""
         rows = []
-        for path in sorted(self.root.glob("compare/*/*/*.json")):
+        for model, task, signal, path in self._comparison_files():
             best = _json(path)["best"]
-            rows.append({
-                "model": path.parent.parent.name, "task": path.parent.name,
-                "signal": path.stem, "best": best["method"], "reason": best["reason"],
-            })  # fmt: skip
+            rows.append({"model": model, "task": task, "signal": signal,
+                         "best": best["method"], "reason": best["reason"]})  # fmt: skip
+        return pd.DataFrame(rows)
+
+    @cached_property
+    def tuning(self) -> pd.DataFrame:
+        """model, task and the calibration-tuning run's training record or the reason it did
+        not run (error)."""
+        rows = []
+        for path in sorted(self.root.glob("tuning/*/*.json")):
+            data = _json(path)
+            training = data.get("training", {})
+            rows.append({"model": path.parent.name, "task": path.stem, "error": data.get("error"),
+                         "n_train": training.get("n_train"),
+                         "temperature": training.get("temperature"),
+                         "data_sha256": training.get("data_sha256")})  # fmt: skip
         return pd.DataFrame(rows)
 
     @cached_property

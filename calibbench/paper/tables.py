@@ -11,6 +11,8 @@
   in ECE against raw, cases where it was the best and significantly better.
 - `temperature`: per model and task with token-level statistics: the one-pass fitted T, and
   top-1 ECE, Full-ECE, NLL, argmax and sampled accuracy at T = 1 and at the grid T nearest to it.
+- `calibration_tuning`: per tuned model and task, ECE, AUROC and Brier with intervals of the raw
+  confidence, zero-shot P(True), the linear probe, the LoRA-tuned model and tuned + temperature.
 
 CSV files hold plain numbers (estimate, low, high columns); Markdown and LaTeX show
 "estimate [low, high]" with three decimals.
@@ -24,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import atomic_write
-from calibbench.paper.results import Results
+from calibbench.paper.results import TUNING_SIGNAL, Results
 
 PRIMARY = "confidence"
 SWEEP_METRICS = ("top1_ece", "full_ece", "nll", "argmax_accuracy", "sampled_accuracy")
@@ -143,6 +145,21 @@ def temperature(results: Results) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def tuning(results: Results) -> pd.DataFrame:
+    """Per calibration-tuned model and task: test ECE and AUROC with intervals of the raw
+    confidence, zero-shot P(True), the probe, the tuned model and tuned + temperature."""
+    comp = results.comparisons
+    part = comp[comp["signal"] == TUNING_SIGNAL] if not comp.empty else comp
+    if part.empty:
+        return pd.DataFrame()
+    wide = _wide(part, ("ece", "auroc", "brier"))
+    order = {
+        m: i for i, m in enumerate(("raw", "zero_shot", "probe", "tuned", "tuned_temperature"))
+    }
+    wide = wide.assign(order=wide["method"].map(order)).sort_values(["model", "task", "order"])
+    return wide.drop(columns=["signal", "error", "order"]).reset_index(drop=True)
+
+
 def _format(frame: pd.DataFrame) -> pd.DataFrame:
     """Numbers to three decimals, estimate/low/high columns folded into 'est [low, high]'."""
     out = pd.DataFrame(index=frame.index)
@@ -185,6 +202,9 @@ def write_tables(results: Results, out: Path) -> list[Path]:
     temps = temperature(results)
     if not temps.empty:
         paths += _write(temps, out, "temperature")
+    tuned = tuning(results)
+    if not tuned.empty:
+        paths += _write(tuned, out, "calibration_tuning")
     for task in sorted(set(results.comparisons.get("task", []))):
         paths += _write(methods_for_task(results, task), out, f"methods_{task}")
     return paths

@@ -77,6 +77,16 @@ def all_sweeps():
     return [f"results/sweep/{m}/{t}.parquet" for m, t in PAIRS if accumulates(m, t)]
 
 
+def all_tuning():
+    tuning = config.get("calibration_tuning", {})
+    return [
+        f"results/tuning/{m}/{t}.json"
+        for m in tuning.get("models", [])
+        for t in tuning.get("tasks", [])
+        if (m, t) in PAIRS
+    ]
+
+
 def all_predictions():
     return [
         f"results/recalibrate/{m}/{t}/{s}/{method}.parquet"

@@ -1,5 +1,6 @@
 PAPER_INPUTS = dict(
     compare=all_compare(),
+    tuning=all_tuning(),
     sweeps=all_sweeps(),
     predictions=all_predictions(),
     manifest="results/manifest.json",

@@ -43,3 +43,30 @@ rule sweep:
     shell:
         "calibbench sweep --state {params.state} --out {output.sweep}"
         " --fit {output.temperature} > {log} 2>&1"
+
+
+rule calibration_tuning:
+    input:
+        task_items="results/tasks/{task}/items.parquet",
+        graded="results/graded/{model}/{task}.parquet",
+        split="results/splits/{task}.parquet",
+        code=str(_RECALIBRATION / "calibration_tuning.py"),
+    output:
+        summary="results/tuning/{model}/{task}.json",
+        adapter=directory("results/tuning/{model}/{task}/adapter"),
+    params:
+        spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
+        name=lambda wc: config["tasks"][wc.task]["spec"]["task"],
+        epochs=config.get("calibration_tuning", {}).get("epochs", 3),
+    threads: workflow.cores
+    log:
+        "logs/tuning/{model}/{task}.log",
+    resources:
+        mem_mb=8000,
+        gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
+    shell:
+        "calibbench tune --model {wildcards.model} --spec {params.spec} --task {params.name}"
+        " --items {input.task_items} --graded {input.graded} --split {input.split}"
+        " --epochs {params.epochs} --n-bins {config[n_bins]}"
+        " --bootstrap {config[bootstrap_resamples]} --seed {config[seed]}"
+        " --adapter {output.adapter} --out {output.summary} > {log} 2>&1"

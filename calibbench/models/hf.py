@@ -82,6 +82,17 @@ def _gguf_quantization(path: Path) -> str:
     return LlamaFileType(int(field.contents())).name.removeprefix("MOSTLY_")
 
 
+def _adapter_identity(path: Path) -> dict[str, str]:
+    """Path and SHA-256 of a peft adapter directory's weights (for the model's identity)."""
+    weights = sorted(path.glob("adapter_model.*"))
+    if not (path / "adapter_config.json").is_file() or not weights:
+        raise InputError(
+            f"adapter: {path} is not a peft adapter directory (adapter_config.json "
+            "and adapter_model.safetensors)"
+        )
+    return {"path": str(path), "sha256": file_sha256(weights[0])}
+
+
 def dequantised_dir(path: Path, cache_root: Path = CACHE_DIR) -> Path:
     """Directory holding `path` dequantised as safetensors (converted once, then reused)."""
     digest = file_sha256(path)
@@ -162,6 +173,8 @@ class HFModel(LanguageModel):
         max_length: most tokens per sequence (default: the model's context length); longer
             texts, requests or prompts + max_tokens raise InputError.
         cache_dir: where GGUF conversions are cached.
+        adapter: a peft (LoRA) adapter directory, e.g. one written by calibration-tuning;
+            merged into the weights after loading and recorded in `info().extra`.
 
     `batch_size` and `max_batch_tokens` are plain attributes and may be changed between calls;
     they change speed and memory, not results (up to floating-point rounding).
@@ -180,6 +193,7 @@ class HFModel(LanguageModel):
         max_batch_tokens: int = 2048,
         max_length: int | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
+        adapter: str | os.PathLike[str] | None = None,
     ):
         if batch_size < 1 or max_batch_tokens < 1:
             raise InputError("batch_size, max_batch_tokens: expected positive integers")
@@ -201,6 +215,11 @@ class HFModel(LanguageModel):
                 f"source: could not load {str(source)!r} as a local directory or hub model "
                 f"(pass a directory, a hub id with network access, or gguf_file=): {exc}"
             ) from None
+        self._adapter = None if adapter is None else _adapter_identity(Path(adapter))
+        if adapter is not None:  # merged: inference runs at the base model's speed
+            from peft import PeftModel
+
+            model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         self._model = model.to(self.device).eval()
         config = self._model.config
         self._source = str(source if gguf_file is None else Path(source) / gguf_file)
@@ -286,7 +305,8 @@ class HFModel(LanguageModel):
                 "model_type": self._model_type,
                 "device": str(self.device),
                 "dtype": _dtype_name(self.dtype),
-            },
+            }
+            | ({"adapter": self._adapter} if self._adapter else {}),
         )
 
     def close(self) -> None:

@@ -112,6 +112,26 @@ def test_a_real_run_trains_saves_and_reloads_its_adapter(base, tmp_path):
     np.testing.assert_allclose(ct.p_yes(margin), frame["tuned"], rtol=1e-5)
     reloaded.unload()
 
+    # The collect stage loads the adapter merged into the model, and cites it.
+    from calibbench.models import load_model
+
+    tuned = load_model("tuned", {"runtime": "hf", "builtin": "smollm2-135m", "device": "cpu",
+                                 "adapter": str(tmp_path / "adapter")})  # fmt: skip
+    merged = ct.QueryScorer(tuned.model, tuned.tokenizer, config)
+    with torch.inference_mode():
+        logits, _ = merged.forward(merged.encode(TEXTS[:4]))
+    np.testing.assert_allclose(
+        ct.p_yes(merged.yes_no_logits(logits).numpy()), frame["tuned"], rtol=1e-4
+    )
+    assert len(tuned.info().extra["adapter"]["sha256"]) == 64
+
+
+def test_a_folder_that_is_not_an_adapter_is_refused(tmp_path):
+    from calibbench.models.hf import HFModel
+
+    with pytest.raises(InputError, match="not a peft adapter"):
+        HFModel.builtin("smollm2-135m", device="cpu", adapter=tmp_path)
+
 
 def test_degenerate_training_data_is_refused(base):
     model, tokenizer = base

@@ -1,8 +1,10 @@
 # calibbench workflow: `snakemake --cores N` regenerates paper/ from config/default.yaml (or
 # --configfile). Wiring only: each rule is a thin call into the calibbench CLI.
 #   collect: prepare, collect, followup_requests, collect_followup
-#   grade:   grade, split
-#   recalibrate: recalibrate (one job per method), compare, sweep
+#   grade:   grade
+#   split:   split
+#   recalibrate: recalibrate (one job per method), calibration_tuning
+#   metrics: compare (per-method test metrics, best method), sweep (token-level temperatures)
 #   paper:   manifest, paper_tables, paper_figures, paper_document; `snakemake reproduce`
 
 # config/default.yaml unless --configfile gives another (which then replaces it rather than being
@@ -23,7 +25,9 @@ wildcard_constraints:
 include: "workflows/rules/common.smk"
 include: "workflows/rules/collect.smk"
 include: "workflows/rules/grade.smk"
+include: "workflows/rules/split.smk"
 include: "workflows/rules/recalibrate.smk"
+include: "workflows/rules/metrics.smk"
 include: "workflows/rules/paper.smk"
 
 

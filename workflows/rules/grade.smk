@@ -21,15 +21,3 @@ rule grade:
     shell:
         "calibbench grade --task {params.name} --spec {params.spec} --items {input.task_items}"
         " --records {input.records} {params.followup} --out {output} > {log} 2>&1"
-
-
-rule split:
-    input:
-        "results/tasks/{task}/items.parquet",
-    output:
-        "results/splits/{task}.parquet",
-    log:
-        "logs/split/{task}.log",
-    shell:
-        "calibbench split --items {input} --fraction {config[calibration_fraction]}"
-        " --seed {config[seed]} --out {output} > {log} 2>&1"

@@ -51,7 +51,8 @@ class TuningConfig:
     lora_r: int = 8
     lora_alpha: int = 32
     lora_dropout: float = 0.1
-    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj")
+    # attention projections: separate (Llama, Gemma, SmolLM2, Qwen) or fused (Phi-3: qkv_proj)
+    target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "qkv_proj", "o_proj")
     learning_rate: float = 1e-4
     epochs: int = 3
     batch_size: int = 8

@@ -34,7 +34,7 @@ rule calibration_tuning:
     log:
         "logs/tuning/{model}/{task}.log",
     resources:
-        mem_mb=8000,
+        mem_mb=lambda wc: max(8000, config["models"][wc.model].get("mem_mb", 0)),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
     shell:
         "calibbench tune --model {wildcards.model} --spec {params.spec} --task {params.name}"

@@ -81,8 +81,23 @@ def row(model: str, runtime: str, method: str, tokens: int, seconds: float) -> d
             "seconds": seconds, "tokens/s": tokens / seconds}  # fmt: skip
 
 
-def ours_variants(ours: Any) -> list[tuple[str, Any]]:
-    """calibbench's collection with the accumulator at T = 1 only, and at the TEMPS grid."""
+def collect_variants(model: Any, docs: list[str]) -> list[tuple[str, Any]]:
+    """calibbench's collection of `docs` as score requests (into a throw-away folder), with the
+    accumulator at T = 1 only, and at the TEMPS grid."""
+    from calibbench.collect import CollectSettings, collect
+
+    requests = pd.DataFrame(
+        {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
+    )
+
+    def ours(temps: tuple[float, ...]) -> None:
+        out = Path(tempfile.mkdtemp())
+        try:
+            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=temps),
+                    progress=False)  # fmt: skip
+        finally:
+            shutil.rmtree(out)
+
     return [
         ("calibbench collect, 1 temperature", lambda: ours((1.0,))),
         (f"calibbench collect, {len(TEMPS)} temperatures", lambda: ours(TEMPS)),
@@ -92,7 +107,6 @@ def ours_variants(ours: Any) -> list[tuple[str, Any]]:
 def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
     from llama_cpp import Llama
 
-    from calibbench.collect import CollectSettings, collect
     from calibbench.models.builtin import gguf_path
     from calibbench.models.llamacpp import LlamaCppModel
 
@@ -108,20 +122,9 @@ def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, A
             bare.reset()
             bare.eval(i)
 
-    requests = pd.DataFrame(
-        {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
-    )
-
-    def ours(temps: tuple[float, ...]) -> None:
-        out = Path(tempfile.mkdtemp())
-        try:
-            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=temps),
-                    progress=False)  # fmt: skip
-        finally:
-            shutil.rmtree(out)
-
+    ours = collect_variants(model, docs)
     rows = []
-    methods = [("bare llama.cpp eval", bare_loop), *ours_variants(ours)]
+    methods = [("bare llama.cpp eval", bare_loop), *ours]
     for label, seconds in interleaved(methods, repeats).items():
         rows.append(row(name, "llamacpp", label, n_tokens, seconds))
     bare.close()
@@ -132,7 +135,6 @@ def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, A
 def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
     import torch
 
-    from calibbench.collect import CollectSettings, collect
     from calibbench.models.hf import HFModel
 
     model = HFModel.builtin(name, batch_size=1)
@@ -145,20 +147,9 @@ def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
         for i in ids:
             hf(i).logits.float()
 
-    requests = pd.DataFrame(
-        {"request_id": [f"t{i}" for i in range(len(docs))], "kind": "score", "text": docs}
-    )
-
-    def ours(temps: tuple[float, ...]) -> None:
-        out = Path(tempfile.mkdtemp())
-        try:
-            collect(model, requests, out, CollectSettings(chunk_size=8, temperatures=temps),
-                    progress=False)  # fmt: skip
-        finally:
-            shutil.rmtree(out)
-
+    ours = collect_variants(model, docs)
     rows = []
-    methods = [("bare transformers forward", bare_loop), *ours_variants(ours)]
+    methods = [("bare transformers forward", bare_loop), *ours]
     for label, seconds in interleaved(methods, repeats).items():
         rows.append(row(name, "hf", label, n_tokens, seconds))
     model.close()

@@ -18,6 +18,7 @@ Other keys are passed to the runtime's constructor (e.g. n_ctx, batch_size, dtyp
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from calibbench.errors import InputError
@@ -105,21 +106,45 @@ def _openai(name: str, spec: dict[str, Any]) -> LanguageModel:
     spec.setdefault("extra_body", PLAIN_SAMPLING)
     try:
         model = OpenAICompatModel(base_url=server.base_url, model=serve, name=name, **spec)
+        identity = _served_identity(serve)
     except BaseException:
         server.close()
         raise
-    return _Served(model, server)
+    return _Served(model, server, identity)
+
+
+def _served_identity(builtin: str) -> dict[str, Any]:
+    """What the API cannot report about a built-in model it serves: family, size, weights hash
+    and quantization (the parameter count read from the GGUF file without loading weights)."""
+    from llama_cpp import Llama
+
+    from calibbench.models.builtin import file_sha256
+
+    path, entry = gguf_path(builtin), BUILTIN[builtin]
+    vocab = Llama(str(path), vocab_only=True, verbose=False)
+    try:
+        n_parameters = int(vocab._model.n_params())
+    finally:
+        vocab.close()
+    return {"family": entry.family, "n_parameters": n_parameters, "sha256": file_sha256(path),
+            "quantization": entry.quantization, "extra": {"served": builtin}}  # fmt: skip
 
 
 class _Served(LanguageModel):
-    """An API model whose local server lives exactly as long as the model."""
+    """An API model whose local server lives exactly as long as the model; its info adds the
+    served built-in's identity to what the API reports."""
 
-    def __init__(self, model: LanguageModel, server: Any):
+    def __init__(self, model: LanguageModel, server: Any, identity: dict[str, Any]):
         self._model = model
         self._server = server
+        self._identity = identity
 
     def info(self) -> ModelInfo:
-        return self._model.info()
+        info = self._model.info()
+        extra = info.extra | self._identity["extra"]
+        return replace(
+            info, **{k: v for k, v in self._identity.items() if k != "extra"}, extra=extra
+        )
 
     def loglikelihood(self, requests, accumulator=None):  # type: ignore[no-untyped-def]
         return self._model.loglikelihood(requests, accumulator)

@@ -26,6 +26,17 @@ FIGURE_CAPTIONS = {
 }
 
 
+def _scored(row: pd.Series) -> str:
+    """Over how many test problems pavg is measured, where some have none (empty completions)."""
+    n, n_test = row.get("n"), row.get("n_test")
+    if n is None or n_test is None or pd.isna(n) or pd.isna(n_test) or n == n_test:
+        return ""
+    return (
+        f", over the {int(n)} of {int(n_test)} test problems whose greedy completion has at "
+        "least one token (the others stopped at once and have no pavg)"
+    )
+
+
 def _ci(row: pd.Series, metric: str = "estimate") -> str:
     return f"{row[metric]:.3f} (95 % CI {row['low']:.3f}-{row['high']:.3f})"
 
@@ -58,11 +69,12 @@ def claims(results: Results) -> list[str]:
         parts = []
         for _, r in code.iterrows():
             pavg = conf[(conf.model == r.model) & (conf.task == r.task)].estimate.iloc[0]
-            success = acc[(acc.model == r.model) & (acc.task == r.task)].estimate.iloc[0]
+            row = acc[(acc.model == r.model) & (acc.task == r.task)].iloc[0]
             parts.append(
                 f"{r.model} averages {100 * pavg:.1f} % token probability but passes "
-                f"{100 * success:.1f} % of the unit tests, over-estimating success by "
+                f"{100 * row.estimate:.1f} % of the unit tests, over-estimating success by "
                 f"{100 * r.estimate:.1f} points (95 % CI {100 * r.low:.1f}-{100 * r.high:.1f})"
+                + _scored(row)
             )
         out.append("**pavg over-estimates success on code generation.** " + "; ".join(parts) + ".")
     else:

@@ -94,14 +94,18 @@ class Results:
     @cached_property
     def comparisons(self) -> pd.DataFrame:
         """Long frame: model, task, signal, method, metric, estimate, low, high, best (the
-        signal's best method or None), error (why a method could not be fitted, else None)."""
+        signal's best method or None), error (why a method could not be fitted, else None),
+        n (test items scored), n_test (test items) and n_missing (items of both splits without
+        this confidence signal, e.g. empty completions without pavg; None where not recorded)."""
         rows = []
         for model, task, signal, path in self._comparison_files():
             data = _json(path)
             best = data["best"]["method"]
             for method, entry in data["methods"].items():
                 base = {"model": model, "task": task, "signal": signal, "method": method,
-                        "best": best, "error": entry.get("error")}  # fmt: skip
+                        "best": best, "error": entry.get("error"),
+                        "n": entry.get("summary", {}).get("n"), "n_test": entry.get("n_test"),
+                        "n_missing": entry.get("n_missing_confidence")}  # fmt: skip
                 if "summary" not in entry:
                     rows.append(base | {"metric": None})
                     continue

@@ -149,7 +149,9 @@ def _apply(
 
 def best_method(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The fitted method with the lowest test ECE whose bootstrap interval lies entirely below
-    the raw confidence's, or NONE_BETTER."""
+    the raw confidence's, or NONE_BETTER. Methods whose test ECE ties (to 1e-12; e.g. several
+    falling back to the same constant on a one-sided calibration split) are named together in
+    the reason, and the first of them in METHODS order (the simplest) is the method."""
     raw = results.get("raw", {}).get("summary", {}).get("metrics", {}).get("ece")
     if raw is None or raw["low"] is None:
         return {"method": None, "reason": "no raw confidence to compare with"}
@@ -162,5 +164,13 @@ def best_method(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
             better.append((metric["estimate"], name))
     if not better:
         return {"method": None, "reason": NONE_BETTER}
-    estimate, name = min(better)
-    return {"method": name, "reason": f"test ECE {estimate:.4f}, interval below raw's"}
+    lowest = min(estimate for estimate, _ in better)
+    position = {name: i for i, name in enumerate(results)}
+    tied = sorted(
+        (name for estimate, name in better if estimate - lowest <= 1e-12),
+        key=lambda name: METHODS.index(name) if name in METHODS else len(METHODS) + position[name],
+    )
+    reason = f"test ECE {lowest:.4f}, interval below raw's"
+    if len(tied) > 1:
+        reason += f"; tied with {', '.join(tied[1:])}"
+    return {"method": tied[0], "reason": reason}

@@ -28,9 +28,12 @@ def test_served_api_entry_generates_and_stops_its_server():
         out = model.generate([GenerationRequest("The capital of France is", max_tokens=4)])
         local = load_model("x", {"runtime": "llamacpp", "builtin": "smollm2-135m"})
         want = local.generate([GenerationRequest("The capital of France is", max_tokens=4)])
-        local.close()
         assert out[0].completions[0].text == want[0].completions[0].text
-        assert model.info().logprob_source == "top-k"
+        info = model.info()
+        assert info.logprob_source == "top-k"
+        assert (info.family, info.n_parameters) == ("smollm2", 134_515_008)
+        assert info.sha256 == local.info().sha256 and info.extra["served"] == "smollm2-135m"
+        local.close()
     finally:
         model.close()
     with pytest.raises(OSError):

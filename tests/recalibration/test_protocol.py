@@ -9,6 +9,7 @@ from scipy.special import expit, logit, softmax
 
 from calibbench.errors import InputError
 from calibbench.recalibration import METHODS, compare_methods
+from calibbench.recalibration.protocol import best_method
 from calibbench.splits import assign_splits
 
 
@@ -87,3 +88,21 @@ def test_bad_inputs():
         compare_methods(graded, split, confidence="ptrue")
     with pytest.raises(InputError, match="not in the split"):
         compare_methods(graded, split.iloc[1:])
+
+
+def _entry(estimate: float, low: float, high: float) -> dict:
+    return {"summary": {"metrics": {"ece": {"estimate": estimate, "low": low, "high": high}}}}
+
+
+def test_best_method_names_ties_and_takes_the_simplest():
+    results = {
+        "raw": _entry(0.6, 0.55, 0.65),
+        "beta": _entry(0.2, 0.2, 0.2),
+        "platt": _entry(0.2, 0.2, 0.2),  # the same constant fallback as beta
+        "isotonic": _entry(0.2 + 1e-9, 0.2, 0.21),
+        "histogram": _entry(0.5, 0.4, 0.6),  # overlaps raw: not significantly better
+    }
+    best = best_method(results)
+    assert best["method"] == "platt"
+    assert best["reason"].endswith("tied with beta")
+    assert best_method({"raw": results["raw"], "histogram": results["histogram"]})["method"] is None

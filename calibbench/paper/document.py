@@ -28,12 +28,13 @@ FIGURE_CAPTIONS = {
 
 def _scored(row: pd.Series) -> str:
     """Over how many test problems pavg is measured, where some have none (empty completions)."""
-    n, n_test = row.get("n"), row.get("n_test")
-    if n is None or n_test is None or pd.isna(n) or pd.isna(n_test) or n == n_test:
+    counts = [row.get(k) for k in ("n_calibration", "n_test", "n_missing")]
+    if any(c is None or pd.isna(c) for c in counts) or not counts[2]:
         return ""
+    n_cal, n_test, n_missing = (int(c) for c in counts)
     return (
-        f", over the {int(n)} of {int(n_test)} test problems whose greedy completion has at "
-        "least one token (the others stopped at once and have no pavg)"
+        f", over the {n_test} test problems with a non-empty greedy completion ({n_missing} of "
+        f"all {n_cal + n_test + n_missing} problems stopped at once and have no pavg)"
     )
 
 

@@ -95,8 +95,9 @@ class Results:
     def comparisons(self) -> pd.DataFrame:
         """Long frame: model, task, signal, method, metric, estimate, low, high, best (the
         signal's best method or None), error (why a method could not be fitted, else None),
-        n (test items scored), n_test (test items) and n_missing (items of both splits without
-        this confidence signal, e.g. empty completions without pavg; None where not recorded)."""
+        n (test items scored), n_calibration and n_test (items of each split with this
+        confidence signal) and n_missing (items of both splits without it, e.g. empty
+        completions without pavg); the counts are None where not recorded."""
         rows = []
         for model, task, signal, path in self._comparison_files():
             data = _json(path)
@@ -104,7 +105,8 @@ class Results:
             for method, entry in data["methods"].items():
                 base = {"model": model, "task": task, "signal": signal, "method": method,
                         "best": best, "error": entry.get("error"),
-                        "n": entry.get("summary", {}).get("n"), "n_test": entry.get("n_test"),
+                        "n": entry.get("summary", {}).get("n"),
+                        "n_calibration": entry.get("n_calibration"), "n_test": entry.get("n_test"),
                         "n_missing": entry.get("n_missing_confidence")}  # fmt: skip
                 if "summary" not in entry:
                     rows.append(base | {"metric": None})

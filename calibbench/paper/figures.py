@@ -283,6 +283,20 @@ def draw_risk_coverage(data: pd.DataFrame) -> Figure:
     return fig
 
 
+def _sparse_labels(grid: np.ndarray, min_ratio: float = 1.12) -> list[str]:
+    """Tick labels for a (log-scale) temperature grid: a label only where it is at least
+    `min_ratio` times the last labelled value and 1 is always labelled, so that labels of close
+    grid points (0.8, 0.85, 0.9) do not overlap."""
+    labels, last = [], None
+    for t in grid:
+        show = t == 1.0 or last is None or t >= last * min_ratio
+        if show and t != 1.0 and 1.0 in grid and t < 1.0 and 1.0 < t * min_ratio:
+            show = False  # leave room for 1
+        labels.append(f"{t:g}" if show else "")
+        last = t if show else last
+    return labels
+
+
 def draw_temperature(data: pd.DataFrame) -> Figure:
     """Metrics against temperature for one model and task from `temperature_data` rows."""
     fig = _figure(9.0, 3.0)
@@ -300,7 +314,7 @@ def draw_temperature(data: pd.DataFrame) -> Figure:
         if np.isfinite(fitted):
             ax.axvline(fitted, color="0.3", linestyle=":", label=f"fitted T = {fitted:.2f}")
         ax.set_xscale("log")
-        ax.set_xticks(grid, labels=[f"{t:g}" for t in grid])
+        ax.set_xticks(grid, labels=_sparse_labels(grid))
         ax.minorticks_off()
         ax.set_xlabel("temperature T")
         ax.legend()

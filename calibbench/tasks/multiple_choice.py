@@ -58,6 +58,15 @@ _LETTER_OPTIONS = (
 )
 _LETTER_CHOICE = "{{ ['A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J'][:choices.text|length] }}"
 
+
+def _cloze_with_letter(packaged: str, yaml: str, question: str) -> _Definition:
+    """A validation-split task whose lm-eval YAML is the cloze format, with the letter format
+    written on top of it: the `question` field, the lettered options, "Answer:"."""
+    text = f"Question: {{{{{question}}}}}\n" + _LETTER_OPTIONS + "Answer:"
+    letter = {"include": yaml, "doc_to_text": text, "doc_to_choice": _LETTER_CHOICE}
+    return _Definition(packaged, "validation", {"cloze": yaml}, {"letter": letter}, "id")
+
+
 DEFINITIONS = {
     "mmlu": _Definition(
         "mmlu", "test",
@@ -65,27 +74,9 @@ DEFINITIONS = {
          "cloze": "mmlu/continuation/mmlu_{subset}.yaml"},
         {}, None,
     ),
-    "arc_easy": _Definition(
-        "arc_easy", "validation", {"cloze": "arc/arc_easy.yaml"},
-        {"letter": {"include": "arc/arc_easy.yaml",
-                    "doc_to_text": "Question: {{question}}\n" + _LETTER_OPTIONS + "Answer:",
-                    "doc_to_choice": _LETTER_CHOICE}},
-        "id",
-    ),
-    "arc_challenge": _Definition(
-        "arc_challenge", "validation", {"cloze": "arc/arc_challenge.yaml"},
-        {"letter": {"include": "arc/arc_challenge.yaml",
-                    "doc_to_text": "Question: {{question}}\n" + _LETTER_OPTIONS + "Answer:",
-                    "doc_to_choice": _LETTER_CHOICE}},
-        "id",
-    ),
-    "openbookqa": _Definition(
-        "openbookqa", "validation", {"cloze": "openbookqa/openbookqa.yaml"},
-        {"letter": {"include": "openbookqa/openbookqa.yaml",
-                    "doc_to_text": "Question: {{question_stem}}\n" + _LETTER_OPTIONS + "Answer:",
-                    "doc_to_choice": _LETTER_CHOICE}},
-        "id",
-    ),
+    "arc_easy": _cloze_with_letter("arc_easy", "arc/arc_easy.yaml", "question"),
+    "arc_challenge": _cloze_with_letter("arc_challenge", "arc/arc_challenge.yaml", "question"),
+    "openbookqa": _cloze_with_letter("openbookqa", "openbookqa/openbookqa.yaml", "question_stem"),
     "commonsense_qa": _Definition(
         "commonsense_qa", "validation", {"letter": "commonsense_qa/default.yaml"},
         {"cloze": {"include": "commonsense_qa/default.yaml",

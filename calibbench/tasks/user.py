@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pandas as pd
 
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
 from calibbench.tasks.language_modelling import LanguageModellingTask
-from calibbench.tasks.multiple_choice import LETTERS, grade_options, option_requests
+from calibbench.tasks.multiple_choice import LETTERS, OptionTask
 from calibbench.tasks.sources import content_sha256, read_user_file
 
 REQUIRED = {
@@ -67,14 +67,8 @@ def _info(path: Path, frame: pd.DataFrame) -> DatasetInfo:
     )  # fmt: skip
 
 
-class UserMultipleChoiceTask(Task):
+class UserMultipleChoiceTask(OptionTask):
     """Multiple choice on a user's file (see the module docstring)."""
-
-    kind = "multiple_choice"
-    confidence_columns: ClassVar[dict[str, str]] = {
-        "confidence_token_norm": "softmax over per-token option log-likelihoods, at their top",
-        "p_gold": "softmax probability of the gold option",
-    }
 
     def __init__(self, path: Path, frame: pd.DataFrame, format: str = "cloze"):
         if format not in ("cloze", "letter"):
@@ -139,14 +133,6 @@ class UserMultipleChoiceTask(Task):
 
     def items(self) -> pd.DataFrame:
         return self._items.copy()
-
-    def requests(self, items: pd.DataFrame) -> pd.DataFrame:
-        return option_requests(items)
-
-    def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
-    ) -> pd.DataFrame:
-        return grade_options(items, records)
 
 
 class UserTextTask(LanguageModellingTask):

@@ -81,15 +81,18 @@ class Results:
                            "logprob_source": info["logprob_source"]}  # fmt: skip
         return pd.DataFrame(list(rows.values()))
 
-    def _comparison_files(self) -> list[tuple[str, str, str, Path]]:
-        """(model, task, signal, path) of every comparison, calibration-tuning runs included as
-        the signal "calibration_tuning" (their methods: raw, zero_shot, probe, tuned, ...)."""
-        files = [(p.parent.parent.name, p.parent.name, p.stem, p)
-                 for p in sorted(self.root.glob("compare/*/*/*.json"))]  # fmt: skip
+    @cached_property
+    def _comparison_data(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        """(model, task, signal, JSON) of every comparison, each file read once;
+        calibration-tuning runs are included as the signal "calibration_tuning" (their methods:
+        raw, zero_shot, probe, tuned, ...)."""
+        out = [(p.parent.parent.name, p.parent.name, p.stem, _json(p))
+               for p in sorted(self.root.glob("compare/*/*/*.json"))]  # fmt: skip
         for path in sorted(self.root.glob("tuning/*/*.json")):
-            if "methods" in _json(path):
-                files.append((path.parent.name, path.stem, TUNING_SIGNAL, path))
-        return files
+            data = _json(path)
+            if "methods" in data:
+                out.append((path.parent.name, path.stem, TUNING_SIGNAL, data))
+        return out
 
     @cached_property
     def comparisons(self) -> pd.DataFrame:
@@ -99,8 +102,7 @@ class Results:
         confidence signal) and n_missing (items of both splits without it, e.g. empty
         completions without pavg); the counts are None where not recorded."""
         rows = []
-        for model, task, signal, path in self._comparison_files():
-            data = _json(path)
+        for model, task, signal, data in self._comparison_data:
             best = data["best"]["method"]
             for method, entry in data["methods"].items():
                 base = {"model": model, "task": task, "signal": signal, "method": method,
@@ -119,8 +121,8 @@ class Results:
     def best(self) -> pd.DataFrame:
         """model, task, signal, best method (None: none significantly better) and reason."""
         rows = []
-        for model, task, signal, path in self._comparison_files():
-            best = _json(path)["best"]
+        for model, task, signal, data in self._comparison_data:
+            best = data["best"]
             rows.append({"model": model, "task": task, "signal": signal,
                          "best": best["method"], "reason": best["reason"]})  # fmt: skip
         return pd.DataFrame(rows)

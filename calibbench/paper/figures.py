@@ -289,9 +289,8 @@ def _sparse_labels(grid: np.ndarray, min_ratio: float = 1.12) -> list[str]:
     grid points (0.8, 0.85, 0.9) do not overlap."""
     labels, last = [], None
     for t in grid:
-        show = t == 1.0 or last is None or t >= last * min_ratio
-        if show and t != 1.0 and 1.0 in grid and t < 1.0 and 1.0 < t * min_ratio:
-            show = False  # leave room for 1
+        crowds_one = 1.0 in grid and t < 1.0 < t * min_ratio
+        show = t == 1.0 or (not crowds_one and (last is None or t >= last * min_ratio))
         labels.append(f"{t:g}" if show else "")
         last = t if show else last
     return labels

@@ -69,6 +69,7 @@ class LlamaCppModel(LanguageModel):
         n_batch: int = 128,
         n_threads: int | None = None,
     ):
+        import llama_cpp
         from llama_cpp import Llama
 
         path = Path(model_path)
@@ -94,6 +95,7 @@ class LlamaCppModel(LanguageModel):
         self.vocab_size = self._llm.n_vocab()
         self._vocab = self._llm._model
         self._add_bos = bool(self._vocab.add_bos_token())
+        self._sliding_window = int(llama_cpp.llama_model_n_swa(self._vocab.model)) > 0
         self._kv: list[int] = []
 
     @classmethod
@@ -162,6 +164,11 @@ class LlamaCppModel(LanguageModel):
             if a != b:
                 break
             keep += 1
+        if self._sliding_window and keep < len(self._kv):
+            # llama.cpp's sliding-window (iSWA) cache does not forget a removed tail: Gemma 3's
+            # logits after a shared prefix then differed from a fresh decode by up to 0.13 nats
+            # (measured on MMLU prompts). Such models reuse the cache only to extend it.
+            keep = 0
         self._llm._ctx.kv_cache_seq_rm(-1, keep, -1)
         self._kv = list(ids[:keep])
         batch = self._llm._batch

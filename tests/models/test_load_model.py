@@ -53,3 +53,21 @@ def test_served_api_entry_generates_and_stops_its_server():
 def test_bad_entries_name_the_problem(spec, match):
     with pytest.raises(InputError, match=match):
         load_model("m", spec)
+
+
+@pytest.mark.parametrize("builtin", ["smollm2-135m", "gemma3-270m"])
+def test_a_request_scores_the_same_whatever_came_before(builtin):
+    # The llama.cpp runtime reuses the KV cache of a shared prefix; for Gemma 3's sliding-window
+    # cache that once changed a later request's log-likelihood by up to 0.13 nats.
+    from calibbench.models import LoglikelihoodRequest
+
+    first = "The following are questions about marketing.\n\nQuestion: What is a brand?\nAnswer:"
+    second = "The following are questions about marketing.\n\nQuestion: What is a price?\nAnswer:"
+    with load_model("m", {"runtime": "llamacpp", "builtin": builtin}) as model:
+        alone = [r.logprob for r in model.loglikelihood(
+            [LoglikelihoodRequest(second, " A"), LoglikelihoodRequest(second, " B")])]  # fmt: skip
+    with load_model("m", {"runtime": "llamacpp", "builtin": builtin}) as model:
+        after = [r.logprob for r in model.loglikelihood(
+            [LoglikelihoodRequest(first, " A"), LoglikelihoodRequest(first, " B"),
+             LoglikelihoodRequest(second, " A"), LoglikelihoodRequest(second, " B")])][2:]  # fmt: skip
+    assert after == pytest.approx(alone, abs=1e-5)

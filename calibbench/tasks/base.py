@@ -52,6 +52,9 @@ class Task(ABC):
 
     name: str
     kind: str
+    #: Whether the task's own requests score given text (option log-likelihoods, language
+    #: modelling), which needs a model with prompt log-probs; generation tasks do not.
+    scores_prompts: bool = False
     #: Confidence columns that `grade` adds besides `confidence`, with what each one means.
     confidence_columns: ClassVar[dict[str, str]] = {}
 

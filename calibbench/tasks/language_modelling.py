@@ -26,6 +26,7 @@ class LanguageModellingTask(Task):
     """Reference texts from the cloze form of a multiple-choice task `source`."""
 
     kind = "language_modelling"
+    scores_prompts = True
     confidence_columns: ClassVar[dict[str, str]] = {}
 
     def __init__(self, source: str = "hellaswag", subsets: list[str] | None = None):

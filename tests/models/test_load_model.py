@@ -55,6 +55,38 @@ def test_bad_entries_name_the_problem(spec, match):
         load_model("m", spec)
 
 
+def test_registry_options_are_the_runtime_constructors_options():
+    import inspect
+
+    from calibbench.models.hf import HFModel
+    from calibbench.models.llamacpp import LlamaCppModel
+    from calibbench.models.openai_compat import OpenAICompatModel
+    from calibbench.models.registry import RUNTIMES
+
+    loader_keys = {"llamacpp": {"name", "model_path"}, "hf": {"name", "source"},
+                   "openai": {"name", "base_url", "api_key"}}  # fmt: skip
+    extra = {"llamacpp": set(), "hf": set(), "openai": {"api_key_env", "n_ctx"}}  # load_model's
+    for name, cls in (("llamacpp", LlamaCppModel), ("hf", HFModel), ("openai", OpenAICompatModel)):
+        params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+        declared = set(RUNTIMES[name].options) | set(RUNTIMES[name].sources)
+        assert params - loader_keys[name] == set(RUNTIMES[name].options) - extra[name], name
+        assert declared >= params - loader_keys[name]
+
+
+def test_api_key_comes_from_the_named_variable_never_from_the_entry(monkeypatch):
+    with pytest.raises(InputError, match="api_key: a key is never written"):
+        load_model("m", {"runtime": "openai", "base_url": "http://127.0.0.1:9/v1",
+                         "api_key": "sk-secret"})  # fmt: skip
+    monkeypatch.delenv("MY_KEY", raising=False)
+    with pytest.raises(InputError, match="MY_KEY is not set"):
+        load_model("m", {"runtime": "openai", "base_url": "http://127.0.0.1:9/v1",
+                         "api_key_env": "MY_KEY"})  # fmt: skip
+    monkeypatch.setenv("MY_KEY", "sk-from-env")
+    model = load_model("m", {"runtime": "openai", "base_url": "http://127.0.0.1:9/v1",
+                             "model": "x", "api_key_env": "MY_KEY"})  # fmt: skip
+    assert model.api_key == "sk-from-env"
+
+
 @pytest.mark.parametrize("builtin", ["smollm2-135m", "gemma3-270m"])
 def test_a_request_scores_the_same_whatever_came_before(builtin):
     # The llama.cpp runtime reuses the KV cache of a shared prefix; for Gemma 3's sliding-window
@@ -63,11 +95,10 @@ def test_a_request_scores_the_same_whatever_came_before(builtin):
 
     first = "The following are questions about marketing.\n\nQuestion: What is a brand?\nAnswer:"
     second = "The following are questions about marketing.\n\nQuestion: What is a price?\nAnswer:"
-    with load_model("m", {"runtime": "llamacpp", "builtin": builtin}) as model:
-        alone = [r.logprob for r in model.loglikelihood(
-            [LoglikelihoodRequest(second, " A"), LoglikelihoodRequest(second, " B")])]  # fmt: skip
-    with load_model("m", {"runtime": "llamacpp", "builtin": builtin}) as model:
-        after = [r.logprob for r in model.loglikelihood(
-            [LoglikelihoodRequest(first, " A"), LoglikelihoodRequest(first, " B"),
-             LoglikelihoodRequest(second, " A"), LoglikelihoodRequest(second, " B")])][2:]  # fmt: skip
-    assert after == pytest.approx(alone, abs=1e-5)
+
+    def scores(*contexts: str) -> list[float]:
+        requests = [LoglikelihoodRequest(c, k) for c in contexts for k in (" A", " B")]
+        with load_model("m", {"runtime": "llamacpp", "builtin": builtin}) as model:
+            return [r.logprob for r in model.loglikelihood(requests)]
+
+    assert scores(first, second)[2:] == pytest.approx(scores(second), abs=1e-5)

@@ -1,11 +1,13 @@
-# calibbench workflow: `snakemake --cores N` regenerates paper/ from config/default.yaml (or
-# --configfile). Wiring only: each rule is a thin call into the calibbench CLI.
+# calibbench workflow: `snakemake --cores N` runs config/default.yaml (or --configfile) into its
+# run directory runs/<name>/ and ends with that run's paper and a summary. Wiring only: each rule
+# is a thin call into the calibbench CLI.
 #   collect: prepare, collect, followup_requests, collect_followup
 #   grade:   grade
 #   split:   split
 #   recalibrate: recalibrate (one job per method), calibration_tuning
 #   metrics: compare (per-method test metrics, best method), sweep (token-level temperatures)
-#   paper:   manifest, paper_tables, paper_figures, paper_document; `snakemake reproduce`
+#   paper:   manifest, paper_tables, paper_figures, paper_document, reproduction, summary;
+#            `snakemake reproduce` fails unless the tables match the configured reference
 
 # config/default.yaml unless --configfile gives another (which then replaces it rather than being
 # merged key by key into it, as Snakemake's own `configfile:` directive would).
@@ -33,4 +35,4 @@ include: "workflows/rules/paper.smk"
 
 rule all:
     input:
-        "paper/paper.html",
+        f"{RUN_DIR}/summary.md",

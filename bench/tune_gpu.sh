@@ -18,6 +18,7 @@ mkdir -p "$work"
 if [[ -d "$model" ]]; then spec="{runtime: hf, path: \"$(cd "$model" && pwd)\", batch_size: 64}"
 else spec="{runtime: hf, hub: \"$model\", batch_size: 64}"; fi
 cat > "$work/config.yaml" <<YAML
+name: tune-gpu
 seed: 0
 n_bins: 15
 bootstrap_resamples: 1000
@@ -36,7 +37,7 @@ YAML
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader || echo "no nvidia-smi: no GPU?"
 start=$(date +%s)
 # targets first: --configfile and --resources take every word after them
-snakemake results/tuning/gpu-model/arc_easy.json results/tuning/gpu-model/arc_challenge.json \
+snakemake runs/tune-gpu/results/tuning/gpu-model/arc_easy.json runs/tune-gpu/results/tuning/gpu-model/arc_challenge.json \
   --snakefile "$here/Snakefile" --directory "$work" --configfile "$work/config.yaml" \
   --cores "$(nproc)" --resources gpu=1
 seconds=$(( $(date +%s) - start ))
@@ -48,7 +49,7 @@ work, model, seconds = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 print(f"\n## {model}: calibration-tuning on the GPU ({seconds} s wall, collect included)\n")
 print("| task | method | ECE [95% CI] | AUROC [95% CI] |\n|---|---|---|---|")
 for task in ("arc_easy", "arc_challenge"):
-    out = json.loads((work / "results/tuning/gpu-model" / f"{task}.json").read_text())
+    out = json.loads((work / "runs/tune-gpu/results/tuning/gpu-model" / f"{task}.json").read_text())
     if "error" in out:
         print(f"| {task} | - | {out['error']} | |")
         continue

@@ -192,18 +192,67 @@ def _cmd_provenance(args: argparse.Namespace) -> None:
     write_json(run_manifest(config, args.results, args.repo), args.out)
 
 
+def _check_reference(args: argparse.Namespace) -> None:
+    from calibbench.paper.check import check_tables
+
+    if args.reference is None:
+        raise InputError(
+            "--reference: this configuration names no reference tables to compare with; add "
+            "`reference: <folder of CSV tables>` to it (the default configuration's is "
+            "paper/tables)"
+        )
+    for folder, what in ((args.tables, "--tables"), (args.reference, "--reference")):
+        if not folder.is_dir():
+            raise InputError(f"{what}: {folder} is not a folder of tables")
+    check = check_tables(args.tables, args.reference)
+    print(check.report)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(check.report)
+    if args.status:
+        status = {"agree": check.agree, "n_tables": check.n_tables,
+                  "n_differences": check.n_differences, "reference": str(args.reference),
+                  "report": str(args.out)}  # fmt: skip
+        write_json(status, args.status)
+    if not check.agree and not args.report_only:
+        raise InputError(f"reproduction check failed; see {args.out}")
+
+
+def _cmd_summary(args: argparse.Namespace) -> None:
+    from calibbench.paper.results import Results
+    from calibbench.paper.tables import headline
+    from calibbench.runs import summary_text
+
+    results = Results(args.run / "results")
+    reproduction = json.loads(args.reproduction.read_text()) if args.reproduction else None
+    text = summary_text(args.run, headline(results), reproduction)
+    args.out.write_text(text)
+    print(text)
+
+
+def _cmd_init(args: argparse.Namespace) -> None:
+    from calibbench.starter import starter_config
+
+    kinds = {"gguf": args.gguf, "hf": args.hf, "hub": args.hub, "api": args.api}
+    given = [k for k, v in kinds.items() if v]
+    if len(given) != 1:
+        raise InputError("give exactly one of --gguf, --hf, --hub or --api")
+    if args.out.exists() and not args.force:
+        raise InputError(f"--out: {args.out} exists; choose another file or pass --force")
+    text = starter_config(
+        given[0], kinds[given[0]], [t.strip() for t in args.tasks.split(",") if t.strip()],
+        name=args.name or args.out.stem, model=args.model, limit=args.limit,
+        api_model=args.api_model, api_key_env=args.api_key_env,
+    )  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(f"wrote {args.out}; run it with: snakemake --cores 2 --configfile {args.out}")
+
+
 def _cmd_paper(args: argparse.Namespace) -> None:
     from calibbench.paper.results import Results
 
     if args.part == "check":
-        from calibbench.paper.check import compare_tables
-
-        report, ok = compare_tables(args.tables, args.reference)
-        print(report)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(report)
-        if not ok:
-            raise InputError(f"reproduction check failed; see {args.out}")
+        _check_reference(args)
         return
     results = Results(args.results)
     if args.part == "tables":
@@ -392,8 +441,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--figures", type=Path, help="figures folder (document)")
     p.add_argument("--reference", type=Path, help="committed tables to compare with (check)")
     p.add_argument("--html", type=Path, help="also render the document as HTML (document)")
+    p.add_argument("--status", type=Path, help="also write the check's outcome as JSON (check)")
+    p.add_argument("--report-only", action="store_true",
+                   help="exit 0 even when tables differ (check)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_cmd_paper)
+
+    p = sub.add_parser("init", help="write a starter configuration for your own model")
+    p.add_argument("--gguf", help="a local GGUF file (llama.cpp)")
+    p.add_argument("--hf", help="a local transformers model directory")
+    p.add_argument("--hub", help="a Hugging Face hub id (needs network)")
+    p.add_argument("--api", help="an OpenAI-compatible endpoint's base URL, e.g. .../v1")
+    p.add_argument("--api-model", help="the model id the endpoint serves (with --api)")
+    p.add_argument("--api-key-env",
+                   help="environment variable holding the API key (with --api; default "
+                        "OPENAI_API_KEY, none for a local endpoint)")  # fmt: skip
+    p.add_argument("--tasks", default="mmlu,arc_easy", help="comma-separated task names")
+    p.add_argument("--model", default="my-model", help="the model's name in the results")
+    p.add_argument("--name", help="the run's name (default: the file's stem)")
+    p.add_argument("--limit", type=int, default=100, help="items per task")
+    p.add_argument("--force", action="store_true", help="overwrite --out")
+    p.add_argument("--out", type=Path, required=True, help="the configuration file to write")
+    p.set_defaults(func=_cmd_init)
+
+    p = sub.add_parser("summary", help="the one-screen summary of a finished run")
+    p.add_argument("--run", type=Path, required=True, help="the run directory (runs/<name>)")
+    p.add_argument("--reproduction", type=Path, help="reproduction.json of the reference check")
+    p.add_argument("--out", type=Path, required=True, help="output Markdown file")
+    p.set_defaults(func=_cmd_summary)
     return parser
 
 

@@ -285,7 +285,8 @@ def check_services(
     _raise_all(problems)
 
 
-def _is_local(url: str) -> bool:
+def is_local(url: str) -> bool:
+    """Whether `url` points at this machine (localhost or a loopback address)."""
     host = urllib.parse.urlparse(url).hostname or ""
     if host == "localhost":
         return True
@@ -311,7 +312,7 @@ def _check_endpoint(spec: dict[str, Any], key: str, opener: Callable[..., Any]) 
         yield f"{key}.base_url: not given and CALIBBENCH_API_BASE is not set"
         return
     token, source = api_key(spec)
-    if token is None and (spec.get("api_key_env") or not _is_local(base_url)):
+    if token is None and (spec.get("api_key_env") or not is_local(base_url)):
         yield (
             f"{key}.api_key_env: no API key for {base_url}: {source} is not set; "
             f"export {source.split(' or ')[0]}=<your key>"

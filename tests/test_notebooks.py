@@ -19,8 +19,8 @@ def test_there_are_notebooks():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_executes(path, workflow_run, monkeypatch):
-    monkeypatch.setenv("CALIBBENCH_RESULTS", str(workflow_run / "results"))
+def test_notebook_executes(path, test_run, monkeypatch):
+    monkeypatch.setenv("CALIBBENCH_RESULTS", str(test_run / "results"))
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(notebook, timeout=300, kernel_name="python3",
                    resources={"metadata": {"path": str(path.parent)}}).execute()  # fmt: skip

@@ -8,6 +8,7 @@ little but no table entry by more than this).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +17,29 @@ import pandas as pd
 ABS_TOLERANCE = 0.01
 
 
+@dataclass(frozen=True)
+class TableCheck:
+    """The outcome of comparing regenerated tables with reference ones: `report` (Markdown),
+    the number of tables compared and of differences found, and whether they agree."""
+
+    report: str
+    n_tables: int
+    n_differences: int
+
+    @property
+    def agree(self) -> bool:
+        return self.n_differences == 0
+
+
 def compare_tables(new: Path, reference: Path) -> tuple[str, bool]:
     """A Markdown report of every difference between the CSV tables in `new` and `reference`,
     and whether they agree within the tolerance."""
+    check = check_tables(new, reference)
+    return check.report, check.agree
+
+
+def check_tables(new: Path, reference: Path) -> TableCheck:
+    """Compare the CSV tables in `new` with those in `reference` (see the module docstring)."""
     problems: list[str] = []
     ref_files = {p.name for p in reference.glob("*.csv")}
     new_files = {p.name for p in new.glob("*.csv")}
@@ -49,5 +70,7 @@ def compare_tables(new: Path, reference: Path) -> tuple[str, bool]:
         f"{ABS_TOLERANCE}.\n\n"
     )
     if problems:
-        return head + f"{len(problems)} difference(s):\n\n" + "\n".join(problems) + "\n", False
-    return head + "All tables agree within the tolerance.\n", True
+        body = f"{len(problems)} difference(s):\n\n" + "\n".join(problems) + "\n"
+    else:
+        body = "All tables agree within the tolerance.\n"
+    return TableCheck(head + body, compared, len(problems))

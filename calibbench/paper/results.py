@@ -189,3 +189,10 @@ class Results:
     def manifest(self) -> dict[str, Any]:
         """The run's provenance (see `calibbench.provenance`)."""
         return _json(self.root / "manifest.json")
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The run's configuration, from its manifest ({} before the manifest is written)."""
+        if not (self.root / "manifest.json").is_file():
+            return {}
+        return self.manifest.get("config", {})

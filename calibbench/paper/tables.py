@@ -4,7 +4,8 @@
   task, accuracy, Brier, ECE (each with its 95 % bootstrap interval, test split, primary
   confidence), Full-ECE (token level, T = 1, where the task scores full distributions) and the
   best recalibration method ("none significantly better" when no method's ECE interval lies below
-  the raw one's).
+  the raw one's); where the configuration maps models onto the seed article's table
+  (`calibbench.paper.article`), the article's reported values beside them.
 - `methods_<task>`: for one task, every model x confidence signal x method: ECE, Brier, NLL,
   AUROC, AURC and accuracy with intervals, or why a method could not be fitted.
 - `methods_summary`: per method, over all model x task x signal cases: cases fitted, mean change
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import atomic_write
+from calibbench.paper.article import article_models, with_article
 from calibbench.paper.results import TUNING_SIGNAL, Results
 
 PRIMARY = "confidence"
@@ -83,7 +85,8 @@ def headline(results: Results) -> pd.DataFrame:
             "full_ece": full,
             "best_method": r.best if isinstance(r.best, str) else "none significantly better",
         })  # fmt: skip
-    return pd.DataFrame(rows).sort_values(["model", "task"], ignore_index=True)
+    table = pd.DataFrame(rows).sort_values(["model", "task"], ignore_index=True)
+    return with_article(table, article_models(results.config))
 
 
 def methods_for_task(results: Results, task: str) -> pd.DataFrame:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import planned_jobs
 
 pytestmark = pytest.mark.model
 
@@ -25,8 +26,9 @@ STAGES = ("prepare", "collect", "collect_followup", "grade", "split", "recalibra
 def test_default_config_plans_every_stage(configured, run_snakemake):
     proc = run_snakemake(configured, "--cores", "2", "-n")
     assert proc.returncode == 0, proc.stderr
-    for rule in STAGES:
-        assert f"rule {rule}:" in proc.stdout, rule
+    plan = planned_jobs(proc.stderr)
+    for rule in (*STAGES, "reproduction", "summary"):
+        assert plan.get(rule, 0) >= 1, rule
 
 
 def test_bad_config_names_the_key(configured, run_snakemake):
@@ -36,24 +38,31 @@ def test_bad_config_names_the_key(configured, run_snakemake):
     assert proc.returncode != 0 and "n_binz" in proc.stdout + proc.stderr
 
 
-def test_small_config_builds_the_paper(workflow_run):
-    paper = workflow_run / "paper"
+def test_small_config_builds_the_paper(workflow_run, test_run):
+    assert sorted(p.name for p in workflow_run.iterdir() if not p.name.startswith(".")) == [
+        "config", "runs"
+    ]  # fmt: skip
+    paper = test_run / "paper"
     for name in ("headline", "methods_summary", "temperature", "methods_arc_easy"):
         for suffix in (".csv", ".md", ".tex"):
             assert (paper / "tables" / f"{name}{suffix}").is_file(), name + suffix
     assert list((paper / "figures").glob("*.pdf")) and list((paper / "figures").glob("*.png"))
-    tuning = workflow_run / "results" / "tuning" / "smollm2-135m"
+    tuning = test_run / "results" / "tuning" / "smollm2-135m"
     assert (tuning / "arc_easy.json").is_file()
     html = (paper / "paper.html").read_text()
     assert "<table>" in html and "over-estimates success on code generation" in html
-    manifest = (workflow_run / "results" / "manifest.json").read_text()
+    manifest = (test_run / "results" / "manifest.json").read_text()
     assert '"commit"' in manifest and "config_sha256" in manifest
+    summary = (test_run / "summary.md").read_text()
+    assert "runs/test/paper/paper.html" in summary and "| smollm2-135m | arc_easy" in summary
+    assert "names no reference tables" in summary
 
 
-def test_second_run_does_nothing(workflow_run, run_snakemake):
-    proc = run_snakemake(workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n")
+def test_second_run_does_nothing_and_says_so(workflow_run, run_snakemake):
+    proc = run_snakemake(workflow_run, "--cores", "2", "--configfile", "config/test.yaml")
     assert proc.returncode == 0
-    assert "Nothing to be done" in proc.stdout + proc.stderr
+    assert "nothing to be done: run 'test' (runs/test) is up to date" in proc.stderr
+    assert "runs/test/paper/paper.html" in proc.stderr  # the run's summary, shown again
 
 
 def test_editing_one_method_reruns_only_its_jobs_and_the_paper(
@@ -65,7 +74,10 @@ def test_editing_one_method_reruns_only_its_jobs_and_the_paper(
     original, stat = code.read_bytes(), code.stat()
     try:
         code.write_bytes(original + b"\n# edited by a test\n")
-        proc = run_snakemake(workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n")
+        proc = run_snakemake(
+            workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n",
+            "--workflow-profile", "none",  # Snakemake's own listing of the planned jobs
+        )  # fmt: skip
     finally:
         code.write_bytes(original)
         os.utime(code, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -84,24 +96,24 @@ def test_editing_one_method_reruns_only_its_jobs_and_the_paper(
     assert planned and all("method=platt" in line for line in planned)
 
 
-def test_reproduction_check_passes_and_catches_a_change(workflow_run, run_snakemake):
+def test_reproduction_check_passes_and_catches_a_change(
+    workflow_run, test_run, run_snakemake, tmp_path
+):
+    reference = shutil.copytree(test_run / "paper" / "tables", tmp_path / "reference")
     # The target comes first: `--configfile` takes every following word as a file.
-    args = ("reproduce", "--cores", "2", "--configfile", "config/test.yaml")
+    args = ("reproduce", "--cores", "2", "--configfile", "config/test.yaml",
+            "--config", f"reference={reference}")  # fmt: skip
     proc = run_snakemake(workflow_run, *args)
     assert proc.returncode == 0, proc.stderr
-    report = workflow_run / "results" / "reproduce" / "report.md"
+    report = test_run / "reproduce" / "report.md"
     assert "All tables agree" in report.read_text()
-    table = workflow_run / "paper" / "tables" / "headline.csv"
-    saved = table.read_text()
-    try:
-        lines = saved.splitlines()
-        header, row = lines[0].split(","), lines[1].split(",")
-        row[header.index("ece")] = "0.999"
-        table.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
-        report.unlink()
-        proc = run_snakemake(workflow_run, *args)
-        assert proc.returncode != 0  # and the log says which entry differs
-        log = (workflow_run / "logs" / "paper" / "reproduce.log").read_text()
-        assert "headline.csv row 0 `ece`" in log
-    finally:
-        table.write_text(saved)
+    table = reference / "headline.csv"
+    lines = table.read_text().splitlines()
+    header, row = lines[0].split(","), lines[1].split(",")
+    row[header.index("ece")] = "0.999"
+    table.write_text("\n".join([lines[0], ",".join(row), *lines[2:]]) + "\n")
+    proc = run_snakemake(workflow_run, *args)
+    assert proc.returncode != 0  # and the log says which entry differs
+    log = (test_run / "logs" / "paper" / "reproduce.log").read_text()
+    assert "headline.csv row 0 `ece`" in log
+    assert "FAILED: reproduce" in proc.stderr and "headline.csv row 0 `ece`" in proc.stderr

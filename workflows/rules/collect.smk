@@ -1,15 +1,15 @@
 rule prepare:
     output:
-        task_items="results/tasks/{task}/items.parquet",
-        requests="results/tasks/{task}/requests.parquet",
-        info="results/tasks/{task}/task.json",
+        task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
+        requests=f"{RESULTS}/tasks/{{task}}/requests.parquet",
+        info=f"{RESULTS}/tasks/{{task}}/task.json",
     params:
         name=lambda wc: task_spec(wc)[0],
         spec=lambda wc: task_spec(wc)[1],
         limit=lambda wc: config["tasks"][wc.task].get("limit", 10**9),
-        out="results/tasks/{task}",
+        out=lambda wc, output: Path(output.info).parent,
     log:
-        "logs/prepare/{task}.log",
+        f"{LOGS}/prepare/{{task}}.log",
     resources:
         mem_mb=2000,
     shell:
@@ -19,16 +19,16 @@ rule prepare:
 
 rule collect:
     input:
-        "results/tasks/{task}/requests.parquet",
+        f"{RESULTS}/tasks/{{task}}/requests.parquet",
     output:
-        records="results/collect/{model}/{task}/records.parquet",
-        manifest="results/collect/{model}/{task}/manifest.json",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/records.parquet",
+        manifest=f"{RESULTS}/collect/{{model}}/{{task}}/manifest.json",
     params:
         spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
-        out="results/collect/{model}/{task}",
+        out=lambda wc, output: Path(output.records).parent,
     threads: workflow.cores
     log:
-        "logs/collect/{model}/{task}.log",
+        f"{LOGS}/collect/{{model}}/{{task}}.log",
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
@@ -40,15 +40,15 @@ rule collect:
 
 rule followup_requests:
     input:
-        task_items="results/tasks/{task}/items.parquet",
-        records="results/collect/{model}/{task}/records.parquet",
+        task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/records.parquet",
     output:
-        "results/collect/{model}/{task}/followup_requests.parquet",
+        f"{RESULTS}/collect/{{model}}/{{task}}/followup_requests.parquet",
     params:
         name=lambda wc: task_spec(wc)[0],
         spec=lambda wc: task_spec(wc)[1],
     log:
-        "logs/followup/{model}/{task}.log",
+        f"{LOGS}/followup/{{model}}/{{task}}.log",
     shell:
         "calibbench followup --task {params.name} --spec {params.spec} --items {input.task_items}"
         " --records {input.records} --out {output} > {log} 2>&1"
@@ -56,15 +56,15 @@ rule followup_requests:
 
 rule collect_followup:
     input:
-        "results/collect/{model}/{task}/followup_requests.parquet",
+        f"{RESULTS}/collect/{{model}}/{{task}}/followup_requests.parquet",
     output:
-        "results/collect/{model}/{task}/followup/records.parquet",
+        f"{RESULTS}/collect/{{model}}/{{task}}/followup/records.parquet",
     params:
         spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
-        out="results/collect/{model}/{task}/followup",
+        out=lambda wc, output: Path(output[0]).parent,
     threads: workflow.cores
     log:
-        "logs/collect_followup/{model}/{task}.log",
+        f"{LOGS}/collect_followup/{{model}}/{{task}}.log",
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),

@@ -1,21 +1,54 @@
-# Configuration checks and the wiring every rule needs (which model runs which task, which
-# confidence signals a task grades). No computation happens here.
+# Configuration checks, the run directory, and the wiring every rule needs (which model runs
+# which task, which confidence signals a task grades). No computation happens here.
 import json
+import os
 import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
 
-from calibbench.tasks import SIGNALS, task_kind
+from calibbench.config_checks import check_config, check_services
+from calibbench.models.registry import runtime_of
+from calibbench.runs import RUNS, check_owner, record_owner, run_name
+from calibbench.tasks import SIGNALS, get_task, task_kind
 
+# Everything visible before a job runs is checked now: the schema, then model files, task names
+# and options, and which model can run which task. Endpoints, API keys and hub ids are checked
+# once a real run starts (onstart), so a configuration for another machine still dry-runs.
 validate(config, "../schemas/config.schema.yaml")
+check_config(config)
+
+REPO = Path(workflow.main_snakefile).parent
+CONFIGFILE = workflow.configfiles[-1] if workflow.configfiles else None
+RUN = run_name(config, workflow.configfiles)
+RUN_DIR = f"{RUNS}/{RUN}"
+RESULTS = f"{RUN_DIR}/results"
+LOGS = f"{RUN_DIR}/logs"
+PAPER = f"{RUN_DIR}/paper"
+# The configuration's reference tables (the committed paper/ for the default configuration).
+REFERENCE = str(REPO / config["reference"]) if config.get("reference") else None
+check_owner(Path(RUN_DIR), CONFIGFILE)
+os.environ["CALIBBENCH_RUN_DIR"] = RUN_DIR  # read by the progress display
+
+
+onstart:
+    check_services(config)
+    record_owner(Path(RUN_DIR), CONFIGFILE)
+
+
+onsuccess:
+    summary = Path(RUN_DIR, "summary.md")
+    if summary.is_file():
+        print(summary.read_text(), flush=True)
+
 
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
+SCORES_PROMPTS = {t: get_task(config["tasks"][t]["spec"]).scores_prompts for t in TASKS}
 METHODS = list(config["methods"])
 TEMPERATURES = ",".join(str(t) for t in config["temperatures"])
 # Each method's code is an input of its jobs: editing one method re-runs only its jobs.
-_RECALIBRATION = Path(workflow.main_snakefile).parent / "calibbench" / "recalibration"
+_RECALIBRATION = REPO / "calibbench" / "recalibration"
 METHOD_CODE = {
     "raw": _RECALIBRATION / "protocol.py",
     "temperature": _RECALIBRATION / "temperature.py",
@@ -25,18 +58,13 @@ METHOD_CODE = {
     "beta": _RECALIBRATION / "beta.py",
 }
 
-for _model, _entry in config["models"].items():
-    for _task in _entry.get("tasks", TASKS):
-        if _task not in config["tasks"]:
-            raise ValueError(f"models.{_model}.tasks: {_task!r} is not in tasks: {TASKS}")
-
 
 def model_tasks(model):
     return config["models"][model].get("tasks", TASKS)
 
 
 def runtime(model):
-    return config["models"][model]["spec"]["runtime"]
+    return runtime_of(model, config["models"][model]["spec"])
 
 
 def kind(task):
@@ -44,13 +72,13 @@ def kind(task):
 
 
 def has_followup(model, task):
-    """QA asks P(True) after the answers; API models cannot score it (echo is not reliable)."""
-    return kind(task) == "qa" and runtime(model) != "openai"
+    """QA asks P(True) after the answers, which needs a model that scores given text."""
+    return kind(task) == "qa" and runtime(model).scores_prompts(config["models"][model]["spec"])
 
 
 def accumulates(model, task):
-    """Token-level statistics: full distributions of local runtimes, on scored tokens."""
-    return kind(task) in ("multiple_choice", "language_modelling") and runtime(model) != "openai"
+    """Token-level statistics: full distributions of local runtimes, on scored given text."""
+    return SCORES_PROMPTS[task] and runtime(model).full_distributions
 
 
 def signals(model, task):
@@ -70,17 +98,17 @@ def task_spec(wildcards):
 
 
 def all_compare():
-    return [f"results/compare/{m}/{t}/{s}.json" for m, t in PAIRS for s in signals(m, t)]
+    return [f"{RESULTS}/compare/{m}/{t}/{s}.json" for m, t in PAIRS for s in signals(m, t)]
 
 
 def all_sweeps():
-    return [f"results/sweep/{m}/{t}.parquet" for m, t in PAIRS if accumulates(m, t)]
+    return [f"{RESULTS}/sweep/{m}/{t}.parquet" for m, t in PAIRS if accumulates(m, t)]
 
 
 def all_tuning():
     tuning = config.get("calibration_tuning", {})
     return [
-        f"results/tuning/{m}/{t}.json"
+        f"{RESULTS}/tuning/{m}/{t}.json"
         for m in tuning.get("models", [])
         for t in tuning.get("tasks", [])
         if (m, t) in PAIRS
@@ -89,7 +117,7 @@ def all_tuning():
 
 def all_predictions():
     return [
-        f"results/recalibrate/{m}/{t}/{s}/{method}.parquet"
+        f"{RESULTS}/recalibrate/{m}/{t}/{s}/{method}.parquet"
         for m, t in PAIRS
         for s in signals(m, t)
         for method in METHODS

@@ -1,23 +1,23 @@
 def followup_records(wc):
     if has_followup(wc.model, wc.task):
-        return f"results/collect/{wc.model}/{wc.task}/followup/records.parquet"
+        return f"{RESULTS}/collect/{wc.model}/{wc.task}/followup/records.parquet"
     return []
 
 
 rule grade:
     input:
-        task_items="results/tasks/{task}/items.parquet",
-        records="results/collect/{model}/{task}/records.parquet",
+        task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/records.parquet",
         followup=followup_records,
     output:
-        "results/graded/{model}/{task}.parquet",
+        f"{RESULTS}/graded/{{model}}/{{task}}.parquet",
     params:
         name=lambda wc: task_spec(wc)[0],
         spec=lambda wc: task_spec(wc)[1],
         followup=lambda wc, input: f"--followup-records {input.followup}" if input.followup else "",
     threads: workflow.cores
     log:
-        "logs/grade/{model}/{task}.log",
+        f"{LOGS}/grade/{{model}}/{{task}}.log",
     shell:
         "calibbench grade --task {params.name} --spec {params.spec} --items {input.task_items}"
         " --records {input.records} {params.followup} --out {output} > {log} 2>&1"

@@ -4,27 +4,28 @@
 
 rule compare:
     input:
-        expand(
-            "results/recalibrate/{{model}}/{{task}}/{{signal}}/{method}.json", method=METHODS
-        ),
+        lambda wc: [
+            f"{RESULTS}/recalibrate/{wc.model}/{wc.task}/{wc.signal}/{method}.json"
+            for method in METHODS
+        ],
     output:
-        "results/compare/{model}/{task}/{signal}.json",
+        f"{RESULTS}/compare/{{model}}/{{task}}/{{signal}}.json",
     log:
-        "logs/compare/{model}/{task}/{signal}.log",
+        f"{LOGS}/compare/{{model}}/{{task}}/{{signal}}.log",
     shell:
         "calibbench compare --inputs {input} --out {output} > {log} 2>&1"
 
 
 rule sweep:
     input:
-        "results/collect/{model}/{task}/manifest.json",
+        f"{RESULTS}/collect/{{model}}/{{task}}/manifest.json",
     output:
-        sweep="results/sweep/{model}/{task}.parquet",
-        temperature="results/sweep/{model}/{task}.temperature.json",
+        sweep=f"{RESULTS}/sweep/{{model}}/{{task}}.parquet",
+        temperature=f"{RESULTS}/sweep/{{model}}/{{task}}.temperature.json",
     params:
-        state="results/collect/{model}/{task}/token_calibration.npz",
+        state=lambda wc, input: Path(input[0]).with_name("token_calibration.npz"),
     log:
-        "logs/sweep/{model}/{task}.log",
+        f"{LOGS}/sweep/{{model}}/{{task}}.log",
     shell:
         "calibbench sweep --state {params.state} --out {output.sweep}"
         " --fit {output.temperature} > {log} 2>&1"

@@ -3,71 +3,111 @@ PAPER_INPUTS = dict(
     tuning=all_tuning(),
     sweeps=all_sweeps(),
     predictions=all_predictions(),
-    manifest="results/manifest.json",
+    manifest=f"{RESULTS}/manifest.json",
 )
 
 
 rule manifest:
     input:
-        tasks=expand("results/tasks/{task}/task.json", task=TASKS),
-        collections=[f"results/collect/{m}/{t}/manifest.json" for m, t in PAIRS],
+        tasks=expand(f"{RESULTS}/tasks/{{task}}/task.json", task=TASKS),
+        collections=[f"{RESULTS}/collect/{m}/{t}/manifest.json" for m, t in PAIRS],
     output:
-        "results/manifest.json",
+        f"{RESULTS}/manifest.json",
     params:
-        config=quoted_json(config),
-        repo=Path(workflow.main_snakefile).parent,
+        # The reference to compare with is not provenance of any number (and changing it must
+        # not recompute the paper).
+        config=quoted_json({k: v for k, v in config.items() if k != "reference"}),
     log:
-        "logs/manifest.log",
+        f"{LOGS}/manifest.log",
     shell:
-        "calibbench provenance --config-json {params.config} --results results"
-        " --repo {params.repo} --out {output} > {log} 2>&1"
+        "calibbench provenance --config-json {params.config} --results {RESULTS}"
+        " --repo {REPO} --out {output} > {log} 2>&1"
 
 
 rule paper_tables:
     input:
         **PAPER_INPUTS,
     output:
-        directory("paper/tables"),
+        directory(f"{PAPER}/tables"),
     log:
-        "logs/paper/tables.log",
+        f"{LOGS}/paper/tables.log",
     shell:
-        "calibbench paper tables --results results --out {output} > {log} 2>&1"
+        "calibbench paper tables --results {RESULTS} --out {output} > {log} 2>&1"
 
 
 rule paper_figures:
     input:
         **PAPER_INPUTS,
     output:
-        directory("paper/figures"),
+        directory(f"{PAPER}/figures"),
     log:
-        "logs/paper/figures.log",
+        f"{LOGS}/paper/figures.log",
     shell:
-        "calibbench paper figures --results results --out {output} > {log} 2>&1"
+        "calibbench paper figures --results {RESULTS} --out {output} > {log} 2>&1"
 
 
 rule paper_document:
     input:
-        tables="paper/tables",
-        figures="paper/figures",
-        manifest="results/manifest.json",
+        tables=f"{PAPER}/tables",
+        figures=f"{PAPER}/figures",
+        manifest=f"{RESULTS}/manifest.json",
     output:
-        markdown="paper/paper.md",
-        html="paper/paper.html",
+        markdown=f"{PAPER}/paper.md",
+        html=f"{PAPER}/paper.html",
     log:
-        "logs/paper/document.log",
+        f"{LOGS}/paper/document.log",
     shell:
-        "calibbench paper document --results results --tables {input.tables}"
+        "calibbench paper document --results {RESULTS} --tables {input.tables}"
         " --figures {input.figures} --out {output.markdown} --html {output.html} > {log} 2>&1"
 
 
+# The comparison with the configuration's reference tables, reported (never failing) so that
+# the main job ends with the paper and says whether it reproduced the reference.
+REFERENCE_TABLES = sorted(str(p) for p in Path(REFERENCE).glob("*.csv")) if REFERENCE else []
+
+
+rule reproduction:
+    input:
+        tables=f"{PAPER}/tables",
+        reference=REFERENCE_TABLES,
+    output:
+        report=f"{RUN_DIR}/reproduction.md",
+        status=f"{RUN_DIR}/reproduction.json",
+    log:
+        f"{LOGS}/paper/reproduction.log",
+    shell:
+        "calibbench paper check --tables {input.tables} --reference {REFERENCE}"
+        " --out {output.report} --status {output.status} --report-only > {log} 2>&1"
+
+
+rule summary:
+    input:
+        html=f"{PAPER}/paper.html",
+        tables=f"{PAPER}/tables",
+        reproduction=f"{RUN_DIR}/reproduction.json" if REFERENCE else [],
+    output:
+        f"{RUN_DIR}/summary.md",
+    params:
+        reproduction=lambda wc, input: (
+            f"--reproduction {input.reproduction}" if input.reproduction else ""
+        ),
+    log:
+        f"{LOGS}/paper/summary.log",
+    shell:
+        "calibbench summary --run {RUN_DIR} {params.reproduction} --out {output} > {log} 2>&1"
+
+
+# `snakemake --cores 2 reproduce`: fails unless this run's tables match the reference.
 rule reproduce:
     input:
-        **PAPER_INPUTS,
+        tables=f"{PAPER}/tables",
+        reference=REFERENCE_TABLES,
     output:
-        "results/reproduce/report.md",
+        f"{RUN_DIR}/reproduce/report.md",
+    params:
+        reference=f"--reference {REFERENCE}" if REFERENCE else "",
     log:
-        "logs/paper/reproduce.log",
+        f"{LOGS}/paper/reproduce.log",
     shell:
-        "calibbench paper tables --results results --out results/reproduce/tables > {log} 2>&1"
-        " && calibbench paper check --tables results/reproduce/tables --reference paper/tables"
-        " --out {output} >> {log} 2>&1"
+        "calibbench paper check --tables {input.tables} {params.reference} --out {output}"
+        " > {log} 2>&1"

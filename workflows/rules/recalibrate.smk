@@ -1,13 +1,13 @@
 rule recalibrate:
     input:
-        graded="results/graded/{model}/{task}.parquet",
-        split="results/splits/{task}.parquet",
+        graded=f"{RESULTS}/graded/{{model}}/{{task}}.parquet",
+        split=f"{RESULTS}/splits/{{task}}.parquet",
         code=lambda wc: str(METHOD_CODE[wc.method]),
     output:
-        summary="results/recalibrate/{model}/{task}/{signal}/{method}.json",
-        predictions="results/recalibrate/{model}/{task}/{signal}/{method}.parquet",
+        summary=f"{RESULTS}/recalibrate/{{model}}/{{task}}/{{signal}}/{{method}}.json",
+        predictions=f"{RESULTS}/recalibrate/{{model}}/{{task}}/{{signal}}/{{method}}.parquet",
     log:
-        "logs/recalibrate/{model}/{task}/{signal}/{method}.log",
+        f"{LOGS}/recalibrate/{{model}}/{{task}}/{{signal}}/{{method}}.log",
     resources:
         mem_mb=1000,
     shell:
@@ -19,20 +19,20 @@ rule recalibrate:
 
 rule calibration_tuning:
     input:
-        task_items="results/tasks/{task}/items.parquet",
-        graded="results/graded/{model}/{task}.parquet",
-        split="results/splits/{task}.parquet",
+        task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
+        graded=f"{RESULTS}/graded/{{model}}/{{task}}.parquet",
+        split=f"{RESULTS}/splits/{{task}}.parquet",
         code=str(_RECALIBRATION / "calibration_tuning.py"),
     output:
-        summary="results/tuning/{model}/{task}.json",
-        adapter=directory("results/tuning/{model}/{task}/adapter"),
+        summary=f"{RESULTS}/tuning/{{model}}/{{task}}.json",
+        adapter=directory(f"{RESULTS}/tuning/{{model}}/{{task}}/adapter"),
     params:
         spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
         name=lambda wc: config["tasks"][wc.task]["spec"]["task"],
         epochs=config.get("calibration_tuning", {}).get("epochs", 3),
     threads: workflow.cores
     log:
-        "logs/tuning/{model}/{task}.log",
+        f"{LOGS}/tuning/{{model}}/{{task}}.log",
     resources:
         mem_mb=lambda wc: max(8000, config["models"][wc.model].get("mem_mb", 0)),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),

@@ -3,11 +3,11 @@
 
 rule split:
     input:
-        "results/tasks/{task}/items.parquet",
+        f"{RESULTS}/tasks/{{task}}/items.parquet",
     output:
-        "results/splits/{task}.parquet",
+        f"{RESULTS}/splits/{{task}}.parquet",
     log:
-        "logs/split/{task}.log",
+        f"{LOGS}/split/{{task}}.log",
     shell:
         "calibbench split --items {input} --fraction {config[calibration_fraction]}"
         " --seed {config[seed]} --out {output} > {log} 2>&1"

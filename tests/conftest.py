@@ -41,10 +41,12 @@ def fresh_copy(destination: Path) -> Path:
 
 
 def snakemake(workdir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-    """Run the repository's Snakefile in `workdir`."""
+    """Run the repository's Snakefile in `workdir` (relative --configfile paths are read there,
+    as for a user who runs snakemake in that directory)."""
     exe = Path(sys.executable).with_name("snakemake")
     return subprocess.run(
         [str(exe), "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir), *args],
+        cwd=workdir,
         capture_output=True,
         text=True,
         timeout=timeout,

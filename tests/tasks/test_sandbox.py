@@ -1,4 +1,5 @@
-"""The code sandbox: each containment layer shown to hold, and a grader that keeps going.
+"""The code sandbox: each containment layer shown to hold, a grader that keeps going, and a
+verdict (`run_tests`) that programs written to forge it cannot forge.
 
 Tests that switch the audit hook off (`_run(..., audit=False)`) show that the layers under it
 (resource limits, the uid drop, the network namespace) hold on their own.
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from calibbench.errors import InputError
-from calibbench.tasks.sandbox import TAIL_CHARS, Limits, _run, run_program
+from calibbench.tasks.sandbox import TAIL_CHARS, Limits, _run, run_program, run_tests
 
 ROOT = os.geteuid() == 0
 as_root = pytest.mark.skipif(not ROOT, reason="the uid drop and namespaces apply only as root")
@@ -353,3 +354,203 @@ def test_grader_keeps_going_after_every_failure(tmp_path, server):
     r = run_program("def add(a, b):\n    return a + b\n\nassert add(2, 3) == 5\nprint('ok')\n")
     assert r.status == "passed" and r.stdout == "ok\n"
     assert server.accepted == 0
+
+
+ADD = "def add(a, b):\n    return a + b\n"
+CHECK_ADD = "def check(candidate):\n    assert candidate(2, 3) == 5\n    assert add(-1, 1) == 0\n"
+# Each program makes the in-process signal say "passed", then exits 0 before a failing assert.
+FORGERIES = {
+    "every descriptor": (
+        "import os\n"
+        "def add(a, b):\n"
+        "    return 0\n"
+        "for fd in range(3, 64):\n"
+        "    try:\n"
+        "        os.write(fd, b'P')\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "os._exit(0)\n"
+    ),
+    "the runner's frame": (
+        "import os, sys\n"
+        "def add(a, b):\n"
+        "    return 0\n"
+        "frame = sys._getframe()\n"
+        "while frame.f_back is not None:\n"
+        "    frame = frame.f_back\n"
+        "os.write(frame.f_globals['fd'], b'P')\n"
+        "os._exit(0)\n"
+    ),
+}
+
+
+def test_run_tests_passes_a_right_function_and_fails_a_wrong_one():
+    r = run_tests("print('loaded')\n" + ADD, CHECK_ADD, "add")
+    assert r.status == "passed" and r.returncode == 0, r.stderr
+    assert r.stdout == "loaded\n"
+    r = run_tests(ADD.replace("a + b", "a - b"), CHECK_ADD, "add")
+    assert r.status == "failed"
+    assert "AssertionError" in r.stderr and "candidate(2, 3) == 5" in r.stderr
+
+
+@pytest.mark.parametrize("how", sorted(FORGERIES))
+def test_a_program_cannot_forge_passing(how):
+    forged = FORGERIES[how] + "assert False\n"
+    assert run_program(forged).status == "passed"  # the program's own account is forged
+    assert run_tests(forged, CHECK_ADD, "add").status == "failed"
+
+
+ANYTHING = (
+    "class Anything:\n"
+    "    __eq__ = lambda self, other: True\n"
+    "    __ne__ = lambda self, other: False\n"
+    "def add(a, b):\n"
+    "    return Anything()\n"
+)
+
+
+def test_a_value_that_claims_to_equal_anything_does_not():
+    assert run_program(ANYTHING + "assert add(2, 3) == 5\n").passed  # in its own process, it does
+    r = run_tests(ANYTHING, CHECK_ADD, "add")
+    assert r.status == "failed" and "AssertionError" in r.stderr
+
+
+def test_a_program_cannot_answer_for_the_tests_beyond_answering():
+    # The reply pipe is the program's to write: ten answers ahead of the calls count as answers,
+    # and the line after them, which is not a reply, ends the tests as a failure.
+    answers = '["ready"]\\n' + '["returned", 5]\\n' * 10 + "garbage\\n"
+    source = (
+        "import sys\n"
+        "replies = sys._getframe().f_back.f_globals['replies']\n"
+        f"replies.write(b'{answers}')\n"
+        "replies.flush()\n" + ADD
+    )
+    tests = "def check(candidate):\n" + "    assert candidate(2, 3) == 5\n" * 12
+    r = run_tests(source, tests, "add")
+    assert r.status == "failed"
+    assert "the program's reply is not one" in r.stderr
+
+
+@pytest.mark.parametrize(
+    "body, status, message",
+    [
+        ("    raise ValueError('no')\n", "failed", "ValueError: no"),
+        ("    import sys\n    sys.exit(0)\n", "failed", "SystemExit"),
+        ("    import os\n    os._exit(0)\n", "failed", "the program ended"),
+        ("    while True:\n        pass\n", "timeout", ""),
+        ("    import os\n    os.fork()\n", "error", "os.fork is not allowed"),
+        ("    return bytearray(64 << 30)\n", "error", "MemoryError"),
+    ],
+)
+def test_run_tests_statuses_of_what_the_function_does(body, status, message):
+    r = run_tests(f"def add(a, b):\n{body}", CHECK_ADD, "add", timeout=2.0)
+    assert r.status == status, r.stderr
+    assert message in r.stderr
+
+
+@pytest.mark.parametrize(
+    "program, status",
+    [
+        ("raise RuntimeError('at load')\n" + ADD, "failed"),
+        ("def add(a, b:\n", "failed"),
+        ("import os\nos._exit(0)\n" + ADD, "failed"),
+        ("def sub(a, b):\n    return a - b\n", "failed"),  # no entry point: NameError
+        ("import socket\nsocket.socket()\n" + ADD, "error"),
+        ("while True:\n    pass\n", "timeout"),
+    ],
+)
+def test_run_tests_statuses_of_what_the_program_does(program, status):
+    r = run_tests(program, CHECK_ADD, "add", timeout=2.0, limits=Limits(cpu_seconds=1))
+    assert r.status == status, r.stderr
+
+
+def test_the_function_runs_after_the_program_keeps_its_state_and_raises_what_it_raised():
+    program = (
+        "calls = []\n"
+        "def count(x):\n"
+        "    calls.append(x)\n"
+        "    if x < 0:\n"
+        "        raise KeyError(x)\n"
+        "    return len(calls)\n"
+        "count(0)\n"
+    )
+    tests = (
+        "def check(candidate):\n"
+        "    assert [candidate(1), candidate(1)] == [2, 3]\n"
+        "    try:\n"
+        "        candidate(-1)\n"
+        "    except KeyError as exc:\n"
+        "        assert exc.args == (-1,)\n"
+        "    else:\n"
+        "        raise AssertionError('no KeyError')\n"
+        "    assert count(5) == 5  # the entry point's name is the stand-in too\n"
+    )
+    r = run_tests(program, tests, "count")
+    assert r.status == "passed", r.stderr
+    assert "KeyError: -1" in r.stderr  # the program's traceback
+
+
+def test_values_cross_as_the_tests_would_see_them():
+    program = (
+        "import collections, decimal, enum, fractions, re\n"
+        "class Level(enum.IntEnum):\n"
+        "    HIGH = 3\n"
+        "VALUES = [None, True, 2 ** 80, -0.0, float('nan'), float('inf'), 'é\\n',\n"
+        "          b'\\x00\\xff', 1 + 2j, (1, [2, {3}]), frozenset({4}), {(1, 2): 'a'},\n"
+        "          collections.Counter('aab'), collections.deque([1]), fractions.Fraction(1, 3),\n"
+        "          decimal.Decimal('0.1'), Level.HIGH, (x * x for x in range(3)),\n"
+        "          map(str, [1, 2]), re.match('a', 'a'), re.match('a', 'b'), {}.keys()]\n"
+        "def value(i, copy=False):\n"
+        "    return VALUES[i]\n"
+    )
+    tests = (
+        "import collections, decimal, fractions, math\n"
+        "def check(candidate):\n"
+        "    got = [candidate(i) for i in range(22)]\n"
+        "    assert got[:4] == [None, True, 2 ** 80, 0.0] and got[1] is True\n"
+        "    assert math.copysign(1, got[3]) == -1 and math.isnan(got[4]) and got[5] == math.inf\n"
+        "    assert got[6:11] == ['é\\n', b'\\x00\\xff', 1 + 2j, (1, [2, {3}]), frozenset({4})]\n"
+        "    assert got[11:14] == [{(1, 2): 'a'}, {'a': 2, 'b': 1}, collections.deque([1])]\n"
+        "    assert got[14] == fractions.Fraction(1, 3) and got[15] == decimal.Decimal('0.1')\n"
+        "    assert got[16] == 3 and type(got[16]) is int\n"
+        "    assert list(got[17]) == [0, 1, 4] and tuple(got[18]) == ('1', '2')\n"
+        "    assert got[19] and not got[20] and got[19] != got[19].__class__('', True)\n"
+        "    assert repr(got[21]) == 'dict_keys([])' and got[21] != []\n"
+        "    assert candidate(0, copy=True) is None\n"
+    )
+    r = run_tests(program, tests, "value")
+    assert r.status == "passed", r.stderr
+
+
+def test_the_tests_process_is_out_of_the_programs_reach():
+    # Without the hook (as the same user when the grader is not root), the program finds the
+    # tests' process and tries its descriptors, memory and environment: it is not dumpable.
+    source = (
+        "import os\n"
+        "mine = str(os.getpid())\n"
+        "for pid in os.listdir('/proc'):\n"
+        "    try:\n"
+        "        cmdline = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    if b'NOT_STARTED' in cmdline and b'sandbox' in cmdline and pid != mine:\n"
+        "        break\n"
+        "else:\n"
+        "    raise LookupError('no tests process')\n"
+        "for what, path in (('fd', f'/proc/{pid}/fd'), ('mem', f'/proc/{pid}/mem'),\n"
+        "                   ('environ', f'/proc/{pid}/environ')):\n"
+        "    try:\n"
+        "        os.listdir(path) if what == 'fd' else open(path, 'rb').read(1)\n"
+        "        print(what, 'open')\n"
+        "    except OSError as exc:\n"
+        "        print(what, type(exc).__name__)\n" + ADD
+    )
+    r = _run(source, 10.0, Limits(), audit=False, tests=(CHECK_ADD, "add"))
+    assert r.status == "passed", r.stderr
+    assert r.stdout.splitlines() == ["fd PermissionError", "mem PermissionError",
+                                     "environ PermissionError"]  # fmt: skip
+
+
+def test_run_tests_needs_a_name_for_the_entry_point():
+    with pytest.raises(InputError, match="entry_point"):
+        run_tests(ADD, CHECK_ADD, "add(1)")

@@ -1,4 +1,10 @@
-"""Requests, results and the interface every model runtime implements.
+"""Requests, results, the interface every model runtime implements, and the request logic the
+runtimes share.
+
+`LanguageModel` is the interface. `ModelRuntime` (after lm-evaluation-harness's `TemplateLM`)
+checks requests and accumulators once for every runtime; `LocalRuntime` adds what runtimes with
+their own tokenizer share: the lm-eval split of (context, continuation), length checks and prompt
+encoding. A runtime implements only its primitives on token ids (or, for an API, on texts).
 
 Conventions: log-probabilities are natural logs (nats) of the model's own next-token
 distribution at temperature 1 (sampling temperature changes which tokens are chosen, not the
@@ -13,7 +19,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from calibbench.errors import InputError
 from calibbench.metrics.token import TokenCalibration
+
+#: Most alternatives per position a request may ask for (what OpenAI-compatible APIs report).
+MAX_TOP_LOGPROBS = 20
 
 
 @dataclass(frozen=True)
@@ -43,8 +53,8 @@ class LoglikelihoodResult:
 class GenerationRequest:
     """Continue `prompt`. temperature 0 means greedy; `n` samples share the prompt and are drawn
     with seeds seed, seed + 1, ...; generation stops at any of `stop` (the stop text is not part
-    of the result) or after `max_tokens`. `top_logprobs` alternatives (0..20) are kept per
-    generated position."""
+    of the result) or after `max_tokens`. `top_logprobs` alternatives (0..MAX_TOP_LOGPROBS) are
+    kept per generated position."""
 
     prompt: str
     max_tokens: int = 64
@@ -156,3 +166,200 @@ class LanguageModel(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def split_pair(context: str, continuation: str) -> tuple[str, str]:
+    """Move trailing whitespace of `context` to the start of `continuation`, as lm-evaluation-
+    harness does before encoding a pair (so " Paris" is scored as one token, not " " + "Paris")."""
+    n_spaces = len(context) - len(context.rstrip())
+    if n_spaces:
+        return context[:-n_spaces], context[-n_spaces:] + continuation
+    return context, continuation
+
+
+def first_stop(text: str, stops: Sequence[str]) -> int | None:
+    """Character offset in `text` where the earliest of `stops` (non-empty strings) starts, or
+    None when none occurs."""
+    found = [p for p in (text.find(s) for s in stops) if p >= 0]
+    return min(found) if found else None
+
+
+def check_generation(i: int, request: GenerationRequest) -> None:
+    """Raise InputError naming `requests[i]` and the field when a field of `request` has the
+    wrong type or range (stop strings must be non-empty)."""
+    where = f"requests[{i}]"
+    if not isinstance(request.prompt, str):
+        raise InputError(f"{where}.prompt: expected a string, got {type(request.prompt).__name__}")
+    if not isinstance(request.max_tokens, int) or request.max_tokens < 1:
+        raise InputError(
+            f"{where}.max_tokens: expected an integer >= 1, got {request.max_tokens!r}"
+        )
+    if not (request.temperature >= 0 and request.temperature < float("inf")):
+        raise InputError(
+            f"{where}.temperature: expected a finite number >= 0 (0 = greedy), got "
+            f"{request.temperature!r}"
+        )
+    if not 0 < request.top_p <= 1:
+        raise InputError(f"{where}.top_p: expected 0 < top_p <= 1, got {request.top_p!r}")
+    if not isinstance(request.n, int) or request.n < 1:
+        raise InputError(f"{where}.n: expected an integer >= 1, got {request.n!r}")
+    if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
+        raise InputError(
+            f"{where}.top_logprobs: expected 0..{MAX_TOP_LOGPROBS}, got {request.top_logprobs!r}"
+        )
+    if isinstance(request.stop, str) or not all(isinstance(s, str) and s for s in request.stop):
+        raise InputError(
+            f"{where}.stop: expected a tuple of non-empty strings, got {request.stop!r}"
+        )
+
+
+class ModelRuntime(LanguageModel):
+    """The request checks every runtime shares; a runtime implements `_loglikelihood`,
+    `_score_text` and `_generate` on checked input, and says what accumulators it feeds
+    (`_accumulator_spec`).
+
+    Raises InputError, naming the request or field, for invalid generation requests (see
+    `check_generation`), one string where a sequence of texts is expected, and an accumulator
+    that does not match the runtime's next-token distributions.
+    """
+
+    def loglikelihood(
+        self,
+        requests: Sequence[LoglikelihoodRequest],
+        accumulator: TokenCalibration | None = None,
+    ) -> list[LoglikelihoodResult]:
+        self._check_accumulator(accumulator)
+        return self._loglikelihood(requests, accumulator)
+
+    def score_text(
+        self, texts: Sequence[str], accumulator: TokenCalibration | None = None
+    ) -> list[ScoredText]:
+        if isinstance(texts, str):
+            raise InputError("texts: expected a sequence of strings, got one string; pass [text]")
+        self._check_accumulator(accumulator)
+        return self._score_text(texts, accumulator)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        for i, request in enumerate(requests):
+            check_generation(i, request)
+        return self._generate(requests)
+
+    def _check_accumulator(self, accumulator: TokenCalibration | None) -> None:
+        if accumulator is None:
+            return
+        vocab_size, approximation, create = self._accumulator_spec()
+        if (accumulator.vocab_size, accumulator.approximation) != (vocab_size, approximation):
+            raise InputError(
+                f"accumulator: vocab_size {accumulator.vocab_size} and approximation "
+                f"{accumulator.approximation!r} do not match this model's next-token "
+                f"distributions (vocab_size {vocab_size}, approximation {approximation!r}); "
+                f"create it with {create}"
+            )
+
+    @abstractmethod
+    def _accumulator_spec(self) -> tuple[int, str | None, str]:
+        """(vocab_size, approximation label or None for full distributions, the call that
+        creates such an accumulator) of the accumulators this runtime feeds."""
+
+    @abstractmethod
+    def _loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], accumulator: TokenCalibration | None
+    ) -> list[LoglikelihoodResult]:
+        """`loglikelihood` once `accumulator` is checked."""
+
+    @abstractmethod
+    def _score_text(
+        self, texts: Sequence[str], accumulator: TokenCalibration | None
+    ) -> list[ScoredText]:
+        """`score_text` once `texts` and `accumulator` are checked."""
+
+    @abstractmethod
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        """`generate` once every request is checked (stop strings are non-empty)."""
+
+
+class LocalRuntime(ModelRuntime):
+    """A runtime with its own tokenizer and the full next-token distributions (llama.cpp,
+    transformers): requests are encoded and length-checked here, and the runtime implements
+    `tokenize`, `_length_limit` and the three primitives on token ids.
+
+    Subclasses set `vocab_size` (V, the width of the logits) and `_prefix`, the token an empty
+    context or prompt stands for (lm-eval's prefix token: BOS, or EOS where there is none).
+    Raises InputError naming the request or text when it has more tokens than the limit.
+    """
+
+    vocab_size: int
+    _prefix: int
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` as the model sees it: BOS first where the model uses one."""
+
+    @abstractmethod
+    def _length_limit(self) -> tuple[str, int]:
+        """(option name, value) of the most tokens a sequence may have, e.g. ("n_ctx", 2048)."""
+
+    @abstractmethod
+    def _loglikelihood_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], accumulator: TokenCalibration | None
+    ) -> list[LoglikelihoodResult]:
+        """Score (context ids, continuation ids) pairs; both are non-empty and fit the limit."""
+
+    @abstractmethod
+    def _score_tokens(
+        self, encoded: Sequence[list[int]], accumulator: TokenCalibration | None
+    ) -> list[ScoredText]:
+        """Teacher-forced scores of token sequences that fit the limit (any may be empty)."""
+
+    @abstractmethod
+    def _generate_tokens(
+        self, requests: Sequence[GenerationRequest], prompts: Sequence[list[int]]
+    ) -> list[GenerationResult]:
+        """Generate from checked requests; prompts[i] (non-empty) encodes requests[i].prompt
+        and leaves room for its max_tokens."""
+
+    def _accumulator_spec(self) -> tuple[int, str | None, str]:
+        return self.vocab_size, None, f"TokenCalibration({self.vocab_size}) (info().vocab_size)"
+
+    def _check_length(self, where: str, n_tokens: int) -> None:
+        option, limit = self._length_limit()
+        if n_tokens > limit:
+            raise InputError(
+                f"{where}: {n_tokens} tokens exceed {option}={limit}; shorten it or raise "
+                f"{option} (nothing is truncated silently)"
+            )
+
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
+        """Context ids (the prefix token if the context has none) and continuation ids: those of
+        the whole text after the context's, once `split_pair` has moved trailing whitespace."""
+        context, continuation = split_pair(context, continuation)
+        whole, context_ids = self.tokenize(context + continuation), self.tokenize(context)
+        return context_ids or [self._prefix], whole[len(context_ids) :]
+
+    def _loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], accumulator: TokenCalibration | None
+    ) -> list[LoglikelihoodResult]:
+        pairs = []
+        for i, request in enumerate(requests):
+            context, continuation = self._encode_pair(request.context, request.continuation)
+            if not continuation:
+                raise InputError(f"requests[{i}].continuation: no tokens to score; pass some text")
+            self._check_length(f"requests[{i}]", len(context) + len(continuation))
+            pairs.append((context, continuation))
+        return self._loglikelihood_tokens(pairs, accumulator)
+
+    def _score_text(
+        self, texts: Sequence[str], accumulator: TokenCalibration | None
+    ) -> list[ScoredText]:
+        encoded = [self.tokenize(text) for text in texts]
+        for i, ids in enumerate(encoded):
+            self._check_length(f"texts[{i}]", len(ids))
+        return self._score_tokens(encoded, accumulator)
+
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+        prompts = [self.tokenize(request.prompt) or [self._prefix] for request in requests]
+        for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
+            self._check_length(
+                f"requests[{i}] (prompt + max_tokens)", len(prompt) + request.max_tokens
+            )
+        return self._generate_tokens(requests, prompts)

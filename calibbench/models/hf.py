@@ -35,18 +35,16 @@ from calibbench.models.base import (
     Completion,
     GenerationRequest,
     GenerationResult,
-    LanguageModel,
-    LoglikelihoodRequest,
+    LocalRuntime,
     LoglikelihoodResult,
     ModelInfo,
     ScoredText,
+    first_stop,
 )
 from calibbench.models.builtin import BUILTIN, file_sha256, gguf_path
 
 #: Where dequantised GGUF models are cached, one directory per file hash.
 CACHE_DIR = Path.home() / ".cache" / "calibbench" / "hf"
-#: Most alternatives a generation keeps per position.
-MAX_TOP_LOGPROBS = 20
 
 
 @dataclass(frozen=True)
@@ -122,30 +120,6 @@ def dequantised_dir(path: Path, cache_root: Path = CACHE_DIR) -> Path:
     return target
 
 
-def _check_generation(i: int, r: GenerationRequest) -> None:
-    where = f"requests[{i}]"
-    if not isinstance(r.max_tokens, int) or r.max_tokens < 1:
-        raise InputError(f"{where}.max_tokens: expected an integer >= 1, got {r.max_tokens!r}")
-    if not (r.temperature >= 0 and r.temperature < float("inf")):
-        raise InputError(f"{where}.temperature: expected a finite number >= 0 (0 = greedy)")
-    if not 0 < r.top_p <= 1:
-        raise InputError(f"{where}.top_p: expected 0 < top_p <= 1, got {r.top_p!r}")
-    if not isinstance(r.n, int) or r.n < 1:
-        raise InputError(f"{where}.n: expected an integer >= 1, got {r.n!r}")
-    if not 0 <= r.top_logprobs <= MAX_TOP_LOGPROBS:
-        raise InputError(
-            f"{where}.top_logprobs: expected 0..{MAX_TOP_LOGPROBS}, got {r.top_logprobs!r}"
-        )
-    if isinstance(r.stop, str) or not all(isinstance(s, str) and s for s in r.stop):
-        raise InputError(f"{where}.stop: expected a tuple of non-empty strings, got {r.stop!r}")
-
-
-def _first_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Character offset of the earliest stop string in `text`, or None."""
-    found = [p for p in (text.find(s) for s in stops) if p >= 0]
-    return min(found) if found else None
-
-
 def _top_p_filter(z: torch.Tensor, top_p: float) -> torch.Tensor:
     """Logits (V,) with every token outside the smallest set of mass >= top_p set to -inf."""
     if top_p >= 1.0:
@@ -156,7 +130,7 @@ def _top_p_filter(z: torch.Tensor, top_p: float) -> torch.Tensor:
     return z.index_fill(0, order[outside], float("-inf"))
 
 
-class HFModel(LanguageModel):
+class HFModel(LocalRuntime):
     """A transformers causal LM.
 
     Args:
@@ -228,7 +202,7 @@ class HFModel(LanguageModel):
             Path(gguf_file).stem if gguf_file else Path(source).name if local else str(source)
         )
         self._model_type = self._family = config.model_type
-        self._vocab_size = self._model.get_output_embeddings().weight.shape[0]
+        self.vocab_size = self._model.get_output_embeddings().weight.shape[0]
         self._n_parameters = sum(p.numel() for p in self._model.parameters())
         context = getattr(config, "max_position_embeddings", None) or getattr(
             config, "n_positions", None
@@ -296,7 +270,7 @@ class HFModel(LanguageModel):
             family=self._family,
             runtime="hf",
             source=self._source,
-            vocab_size=self._vocab_size,
+            vocab_size=self.vocab_size,
             n_parameters=self._n_parameters,
             sha256=self._sha256,
             revision=self._revision,
@@ -336,19 +310,8 @@ class HFModel(LanguageModel):
             list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False
         )
 
-    def _check_accumulator(self, accumulator: TokenCalibration | None) -> None:
-        if accumulator is not None and accumulator.vocab_size != self._vocab_size:
-            raise InputError(
-                f"accumulator: vocab_size {accumulator.vocab_size} does not match the model's "
-                f"logits width {self._vocab_size}; create it with info().vocab_size"
-            )
-
-    def _check_length(self, where: str, n_tokens: int) -> None:
-        if n_tokens > self.max_length:
-            raise InputError(
-                f"{where}: {n_tokens} tokens exceed max_length {self.max_length}; shorten it "
-                "(nothing is truncated silently)"
-            )
+    def _length_limit(self) -> tuple[str, int]:
+        return "max_length", self.max_length
 
     def _forward(
         self, rows: Sequence[Sequence[int]], keep: int, use_cache: bool = False
@@ -427,32 +390,14 @@ class HFModel(LanguageModel):
                     results[m] = _target_logprobs(z, y)
         return [results[i] for i in range(len(jobs))]
 
-    def loglikelihood(
-        self,
-        requests: Sequence[LoglikelihoodRequest],
-        accumulator: TokenCalibration | None = None,
+    def _loglikelihood_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], accumulator: TokenCalibration | None
     ) -> list[LoglikelihoodResult]:
-        """Score each continuation given its context (see `LanguageModel.loglikelihood`).
-
-        Raises InputError for a continuation with no tokens or a request longer than max_length.
-        """
-        self._check_accumulator(accumulator)
-        jobs, n_context = [], []
-        for i, r in enumerate(requests):
-            context, continuation = r.context, r.continuation
-            n_spaces = len(context) - len(context.rstrip())
-            if n_spaces:
-                context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
-            whole = self.tokenize(context + continuation)
-            context_enc = self.tokenize(context)
-            continuation_enc = whole[len(context_enc) :]
-            if not continuation_enc:
-                raise InputError(f"requests[{i}].continuation: no tokens to score; pass some text")
-            if not context_enc:
-                context_enc = [self._prefix]
-            self._check_length(f"requests[{i}]", len(context_enc) + len(continuation_enc))
-            jobs.append(_Job(tuple(context_enc + continuation_enc)[:-1], tuple(continuation_enc)))
-            n_context.append(len(context_enc))
+        jobs = [
+            _Job(tuple(context + continuation)[:-1], tuple(continuation))
+            for context, continuation in pairs
+        ]
+        n_context = [len(context) for context, _ in pairs]
         scores = self._score(jobs, accumulator)
         return [
             LoglikelihoodResult(
@@ -465,28 +410,18 @@ class HFModel(LanguageModel):
             for (logp, greedy), job, n in zip(scores, jobs, n_context, strict=True)
         ]
 
-    def score_text(
-        self, texts: Sequence[str], accumulator: TokenCalibration | None = None
+    def _score_tokens(
+        self, encoded: Sequence[list[int]], accumulator: TokenCalibration | None
     ) -> list[ScoredText]:
-        """Teacher-forced log-probs of every token of each text after the first.
-
-        Raises InputError naming the text if it has more than max_length tokens.
-        """
-        if isinstance(texts, str):
-            raise InputError("texts: expected a sequence of strings, got one string; pass [text]")
-        self._check_accumulator(accumulator)
-        encoded = []
-        for i, text in enumerate(texts):
-            ids = self.tokenize(text)
-            self._check_length(f"texts[{i}]", len(ids))
-            encoded.append(ids)
         scored = [i for i, ids in enumerate(encoded) if len(ids) >= 2]
         jobs = [_Job(tuple(encoded[i][:-1]), tuple(encoded[i][1:])) for i in scored]
         scores = self._score(jobs, accumulator)
         logprobs = {i: tuple(s[0].tolist()) for i, s in zip(scored, scores, strict=True)}
         return [ScoredText(tuple(ids), logprobs.get(i, ())) for i, ids in enumerate(encoded)]
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def _generate_tokens(
+        self, requests: Sequence[GenerationRequest], prompts: Sequence[list[int]]
+    ) -> list[GenerationResult]:
         """Greedy (temperature 0) or sampled continuations (see `GenerationRequest`).
 
         Sample k of a request uses a torch generator seeded with seed + k, so each completion is
@@ -496,10 +431,7 @@ class HFModel(LanguageModel):
         tokens shows as U+FFFD there, never in `text`).
         """
         rows = []
-        for i, r in enumerate(requests):
-            _check_generation(i, r)
-            prompt = self.tokenize(r.prompt) or [self._prefix]
-            self._check_length(f"requests[{i}] (prompt + max_tokens)", len(prompt) + r.max_tokens)
+        for i, (r, prompt) in enumerate(zip(requests, prompts, strict=True)):
             seeds = [None] if r.temperature == 0 else [r.seed + k for k in range(r.n)]
             rows += [_Row(i, prompt, r, s) for s in seeds]
         lengths = [len(row.prompt) + row.spec.max_tokens for row in rows]
@@ -543,7 +475,7 @@ class HFModel(LanguageModel):
                     pairs = zip(top.indices[b].tolist(), top.values[b].tolist(), strict=True)
                     r.top.append(list(pairs)[: r.spec.top_logprobs])
                 if r.spec.stop:
-                    r.stop_at = _first_stop(self._decode(r.ids), r.spec.stop)
+                    r.stop_at = first_stop(self._decode(r.ids), r.spec.stop)
                 if r.stop_at is not None:
                     r.finish = "stop"
                 elif len(r.ids) >= r.spec.max_tokens:

@@ -31,24 +31,16 @@ from calibbench.models.base import (
     Completion,
     GenerationRequest,
     GenerationResult,
-    LanguageModel,
-    LoglikelihoodRequest,
+    LocalRuntime,
     LoglikelihoodResult,
     ModelInfo,
     ScoredText,
+    first_stop,
 )
 from calibbench.models.builtin import BUILTIN, file_sha256, gguf_path
 
 
-def split_pair(context: str, continuation: str) -> tuple[str, str]:
-    """Move trailing whitespace of the context to the continuation (lm-evaluation-harness)."""
-    n_spaces = len(context) - len(context.rstrip())
-    if n_spaces:
-        return context[:-n_spaces], context[-n_spaces:] + continuation
-    return context, continuation
-
-
-class LlamaCppModel(LanguageModel):
+class LlamaCppModel(LocalRuntime):
     """A GGUF model run by llama.cpp.
 
     Args:
@@ -95,6 +87,7 @@ class LlamaCppModel(LanguageModel):
         self.vocab_size = self._llm.n_vocab()
         self._vocab = self._llm._model
         self._add_bos = bool(self._vocab.add_bos_token())
+        self._prefix = self._vocab.token_bos() if self._add_bos else self._vocab.token_eos()
         self._sliding_window = int(llama_cpp.llama_model_n_swa(self._vocab.model)) > 0
         self._kv: list[int] = []
 
@@ -128,22 +121,15 @@ class LlamaCppModel(LanguageModel):
 
     # Tokens ----------------------------------------------------------------------------------
 
-    def tokenize(self, text: str, add_bos: bool | None = None) -> list[int]:
-        """Token ids of `text` (BOS first when the model uses one, unless add_bos says)."""
-        bos = self._add_bos if add_bos is None else add_bos
-        return self._llm.tokenize(text.encode("utf-8"), add_bos=bos, special=False)
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids of `text` as the model sees it: BOS first where the model uses one."""
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=False)
+
+    def _length_limit(self) -> tuple[str, int]:
+        return "n_ctx", self.n_ctx
 
     def _piece(self, token: int) -> bytes:
         return self._llm.detokenize([token])
-
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        if context == "":
-            prefix = self._vocab.token_bos() if self._add_bos else self._vocab.token_eos()
-            return [prefix], self.tokenize(continuation, add_bos=False)
-        context, continuation = split_pair(context, continuation)
-        whole = self.tokenize(context + continuation)
-        ctx = self.tokenize(context)
-        return ctx, whole[len(ctx) :]
 
     # Forward passes --------------------------------------------------------------------------
 
@@ -157,8 +143,6 @@ class LlamaCppModel(LanguageModel):
 
         A yielded array is a view of llama.cpp's buffer, valid until the next decode.
         """
-        if len(ids) > self.n_ctx:
-            raise InputError(f"input of {len(ids)} tokens exceeds n_ctx={self.n_ctx}; raise n_ctx")
         keep = 0
         for a, b in zip(self._kv, ids[:first], strict=False):
             if a != b:
@@ -209,29 +193,14 @@ class LlamaCppModel(LanguageModel):
             return np.zeros(0), np.zeros(0, dtype=bool)
         return np.concatenate(logps), np.concatenate(greedy)
 
-    def _check_accumulator(self, accumulator: TokenCalibration | None) -> None:
-        if accumulator is not None and accumulator.vocab_size != self.vocab_size:
-            raise InputError(
-                f"accumulator: vocab_size {accumulator.vocab_size} does not match the model's "
-                f"{self.vocab_size}"
-            )
+    # LocalRuntime primitives ------------------------------------------------------------------
 
-    # LanguageModel ---------------------------------------------------------------------------
-
-    def loglikelihood(
-        self,
-        requests: Sequence[LoglikelihoodRequest],
-        accumulator: TokenCalibration | None = None,
+    def _loglikelihood_tokens(
+        self, pairs: Sequence[tuple[list[int], list[int]]], accumulator: TokenCalibration | None
     ) -> list[LoglikelihoodResult]:
-        self._check_accumulator(accumulator)
         self._reset()
         out = []
-        for req in requests:
-            ctx, cont = self._encode_pair(req.context, req.continuation)
-            if not cont:
-                raise InputError(
-                    f"loglikelihood: empty continuation for context {req.context[-40:]!r}"
-                )
+        for ctx, cont in pairs:
             ids = ctx + cont
             logp, greedy = self._score_positions(ids, len(ctx) - 1, accumulator)
             out.append(
@@ -245,41 +214,23 @@ class LlamaCppModel(LanguageModel):
             )
         return out
 
-    def score_text(
-        self, texts: Sequence[str], accumulator: TokenCalibration | None = None
+    def _score_tokens(
+        self, encoded: Sequence[list[int]], accumulator: TokenCalibration | None
     ) -> list[ScoredText]:
-        self._check_accumulator(accumulator)
         self._reset()
         out = []
-        for i, text in enumerate(texts):
-            ids = self.tokenize(text)
-            if len(ids) > self.n_ctx:
-                raise InputError(
-                    f"texts[{i}]: {len(ids)} tokens exceed n_ctx={self.n_ctx}; raise n_ctx or "
-                    "split the text"
-                )
+        for ids in encoded:
             logp, _ = self._score_positions(ids, 0, accumulator)
             out.append(ScoredText(token_ids=tuple(ids), token_logprobs=tuple(logp.tolist())))
         return out
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def _generate_tokens(
+        self, requests: Sequence[GenerationRequest], prompts: Sequence[list[int]]
+    ) -> list[GenerationResult]:
         self._reset()
-        return [self._generate_one(req) for req in requests]
+        return [self._generate_one(r, p) for r, p in zip(requests, prompts, strict=True)]
 
-    def _generate_one(self, req: GenerationRequest) -> GenerationResult:
-        if req.temperature < 0 or not 0 < req.top_p <= 1 or req.n < 1 or req.max_tokens < 1:
-            raise InputError(
-                "generate: need temperature >= 0, 0 < top_p <= 1, n >= 1 and max_tokens >= 1; "
-                f"got {req.temperature}, {req.top_p}, {req.n}, {req.max_tokens}"
-            )
-        if not 0 <= req.top_logprobs <= 20:
-            raise InputError(f"generate: top_logprobs must be in 0..20, got {req.top_logprobs}")
-        prompt = self.tokenize(req.prompt)
-        if len(prompt) + req.max_tokens > self.n_ctx:
-            raise InputError(
-                f"generate: prompt ({len(prompt)} tokens) + max_tokens ({req.max_tokens}) exceed "
-                f"n_ctx={self.n_ctx}"
-            )
+    def _generate_one(self, req: GenerationRequest, prompt: list[int]) -> GenerationResult:
         *_, (_, rows) = self._forward(prompt, len(prompt) - 1)
         prompt_row = rows[-1].copy()
         completions = []
@@ -295,7 +246,7 @@ class LlamaCppModel(LanguageModel):
                 if llama_is_eog(self._vocab, token):
                     finish = "stop"
                     break
-                if req.stop and _first_stop(self._text(chosen), req.stop) is not None:
+                if req.stop and first_stop(self._text(chosen), req.stop) is not None:
                     finish = "stop"
                     break
                 ids.append(token)
@@ -318,7 +269,7 @@ class LlamaCppModel(LanguageModel):
         if tokens and llama_is_eog(self._vocab, tokens[-1]):
             tokens, logps, tops = tokens[:-1], logps[:-1], tops[:-1]
         text = self._text(tokens)
-        cut = _first_stop(text, stop) if stop else None
+        cut = first_stop(text, stop)
         if cut is not None:
             text = text[:cut]
             keep = 0
@@ -351,11 +302,6 @@ def llama_is_eog(vocab: object, token: int) -> bool:
     import llama_cpp
 
     return bool(llama_cpp.llama_vocab_is_eog(vocab.vocab, token))  # type: ignore[attr-defined]
-
-
-def _first_stop(text: str, stop: Sequence[str]) -> int | None:
-    hits = [i for i in (text.find(s) for s in stop if s) if i >= 0]
-    return min(hits) if hits else None
 
 
 def nucleus(p: np.ndarray, top_p: float, first_k: int = 64) -> np.ndarray:

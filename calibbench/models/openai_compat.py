@@ -41,13 +41,14 @@ from calibbench.errors import InputError
 from calibbench.metrics.token import TokenCalibration
 from calibbench.metrics.topk import topk_bucket_logits, topk_label
 from calibbench.models.base import (
+    MAX_TOP_LOGPROBS,
     Completion,
     GenerationRequest,
     GenerationResult,
-    LanguageModel,
     LoglikelihoodRequest,
     LoglikelihoodResult,
     ModelInfo,
+    ModelRuntime,
     ScoredText,
 )
 
@@ -55,8 +56,6 @@ ENV_BASE_URL = "CALIBBENCH_API_BASE"
 ENV_MODEL = "CALIBBENCH_API_MODEL"
 ENV_API_KEYS = ("CALIBBENCH_API_KEY", "OPENAI_API_KEY")
 
-#: Most alternatives per position an OpenAI-compatible API reports.
-MAX_TOP_LOGPROBS = 20
 #: Longest wait between two attempts, in seconds (also caps `Retry-After`).
 MAX_RETRY_DELAY_S = 120.0
 #: Text of the one-time echo alignment check.
@@ -82,7 +81,7 @@ class _HTTPStatusError(InputError):
     """A non-retryable HTTP error answer (a 4xx other than 429)."""
 
 
-class OpenAICompatModel(LanguageModel):
+class OpenAICompatModel(ModelRuntime):
     """A model behind an OpenAI-compatible API.
 
     Args:
@@ -96,7 +95,8 @@ class OpenAICompatModel(LanguageModel):
         endpoint: "completions" (the prompt is continued as is) or "chat" (the prompt is one
             user message) for `generate`; scoring always uses /completions.
         score_top_logprobs: k, alternatives requested per scored position (1..20); accumulators
-            passed to `loglikelihood` / `score_text` must have vocab_size k + 1.
+            passed to `loglikelihood` / `score_text` must be `topk_calibration(k)`'s (vocab_size
+            k + 1 and its approximation label).
         timeout: seconds per HTTP attempt.
         max_retries: further attempts after a 429, 5xx, timeout or connection failure.
         backoff: base delay in seconds; attempt a waits backoff * 2^a * U(0.5, 1), U drawn from
@@ -245,11 +245,9 @@ class OpenAICompatModel(LanguageModel):
             extra={"endpoint": self.endpoint, "score_top_logprobs": self.score_top_logprobs},
         )
 
-    def generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
+    def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Generate with per-token log-probs; token_ids are None. Raises `InputError` for
-        invalid requests and for servers that return no log-probs."""
-        for i, request in enumerate(requests):
-            _check_generation(i, request)
+        servers that return no log-probs."""
         results = []
         for request in requests:
             if request.temperature == 0:
@@ -301,10 +299,8 @@ class OpenAICompatModel(LanguageModel):
             finish_reason=str(choice.get("finish_reason") or ""),
         )
 
-    def loglikelihood(
-        self,
-        requests: Sequence[LoglikelihoodRequest],
-        accumulator: TokenCalibration | None = None,
+    def _loglikelihood(
+        self, requests: Sequence[LoglikelihoodRequest], accumulator: TokenCalibration | None
     ) -> list[LoglikelihoodResult]:
         """Score continuations through echoed prompt log-probs.
 
@@ -315,7 +311,6 @@ class OpenAICompatModel(LanguageModel):
         `accumulator` must be `topk_calibration(score_top_logprobs)`-shaped (see the class);
         it receives the top-k distributions at the continuation positions.
         """
-        self._check_accumulator(accumulator)
         for i, request in enumerate(requests):
             if not request.continuation:
                 raise InputError(f"requests[{i}].continuation: empty; nothing to score")
@@ -346,8 +341,8 @@ class OpenAICompatModel(LanguageModel):
             accumulator.update(np.concatenate(rows), np.concatenate(targets))
         return results
 
-    def score_text(
-        self, texts: Sequence[str], accumulator: TokenCalibration | None = None
+    def _score_text(
+        self, texts: Sequence[str], accumulator: TokenCalibration | None
     ) -> list[ScoredText]:
         """Log-probs of the echoed tokens after the leading ones the server gives none (the
         first token, which has no context, and a BOS where echoed).
@@ -356,7 +351,6 @@ class OpenAICompatModel(LanguageModel):
         token rather than len(token_ids) - 1 entries. `accumulator`: as in `loglikelihood`, with
         every scored position.
         """
-        self._check_accumulator(accumulator)
         for i, text in enumerate(texts):
             if not text:
                 raise InputError(f"texts[{i}]: empty; nothing to score")
@@ -380,18 +374,13 @@ class OpenAICompatModel(LanguageModel):
             accumulator.update(np.concatenate(rows), np.concatenate(targets))
         return results
 
-    def _check_accumulator(self, accumulator: TokenCalibration | None) -> None:
+    def _accumulator_spec(self) -> tuple[int, str | None, str]:
         k = self.score_top_logprobs
-        if accumulator is None:
-            return
-        if accumulator.vocab_size != k + 1 or not accumulator.approximation:
-            raise InputError(
-                f"accumulator: an API reports only the top-{k} log-probs per position, so "
-                f"token-level metrics use (k + 1)-entry distributions (top-{k} plus the unseen "
-                f"mass); pass calibbench.metrics.topk.topk_calibration({k}) (vocab_size {k + 1}, "
-                f"approximation {topk_label(k)!r}), not one with vocab_size "
-                f"{accumulator.vocab_size} and approximation {accumulator.approximation!r}"
-            )
+        create = (
+            f"calibbench.metrics.topk.topk_calibration({k}) (an API reports only its top-{k} "
+            f"log-probs per position: token-level metrics use top-{k} plus the unseen mass)"
+        )
+        return k + 1, topk_label(k), create
 
     def _bucket(self, positions: Sequence[_Position]) -> tuple[np.ndarray, np.ndarray]:
         for p in positions:
@@ -601,22 +590,3 @@ def _continuation_start(positions: Sequence[_Position], boundary: int) -> int:
             break
         start = i
     return start
-
-
-def _check_generation(i: int, request: GenerationRequest) -> None:
-    if not isinstance(request.prompt, str):
-        raise InputError(f"requests[{i}].prompt: expected a string")
-    if request.max_tokens < 1:
-        raise InputError(f"requests[{i}].max_tokens: expected >= 1, got {request.max_tokens}")
-    if request.n < 1:
-        raise InputError(f"requests[{i}].n: expected >= 1, got {request.n}")
-    if not 0 <= request.top_logprobs <= MAX_TOP_LOGPROBS:
-        raise InputError(
-            f"requests[{i}].top_logprobs: OpenAI-compatible APIs report 0..{MAX_TOP_LOGPROBS} "
-            f"alternatives, got {request.top_logprobs}"
-        )
-    if not request.temperature >= 0 or not 0 < request.top_p <= 1:
-        raise InputError(
-            f"requests[{i}]: expected temperature >= 0 and 0 < top_p <= 1, got "
-            f"{request.temperature} and {request.top_p}"
-        )

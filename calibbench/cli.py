@@ -134,6 +134,7 @@ def _cmd_recalibrate(args: argparse.Namespace) -> None:
         confidence=args.confidence,
         n_bins=args.n_bins,
         n_resamples=args.bootstrap,
+        level=args.level,
         seed=args.seed,
     )
     write_json(entry, args.out)
@@ -166,7 +167,7 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
 
     from calibbench.metrics.token import TokenCalibration
     from calibbench.recalibration.sweep import token_sweep
-    from calibbench.recalibration.temperature import TemperatureScaler
+    from calibbench.recalibration.token_temperature import TokenTemperatureScaler
 
     try:
         with np.load(args.state) as state:
@@ -176,9 +177,9 @@ def _cmd_sweep(args: argparse.Namespace) -> None:
     write_parquet(token_sweep(metrics), args.out)
     if args.fit:
         try:
-            fitted = TemperatureScaler().fit_token_stats(metrics).to_json()
+            fitted = TokenTemperatureScaler().fit(metrics).to_json()
         except InputError as exc:  # e.g. the optimum lies outside the grid: say so, keep going
-            fitted = {"method": "temperature", "error": str(exc)}
+            fitted = {"method": "token_temperature", "error": str(exc)}
         write_json(fitted, args.fit)
 
 
@@ -306,8 +307,9 @@ def _cmd_tune(args: argparse.Namespace) -> None:
         write_json({"error": str(exc), "model": model.info().to_dict()}, args.out)
         return
     summary = ct.evaluate(
-        result, graded, n_bins=args.n_bins, n_resamples=args.bootstrap, seed=args.seed
-    )
+        result, graded, n_bins=args.n_bins, n_resamples=args.bootstrap, level=args.level,
+        seed=args.seed,
+    )  # fmt: skip
     write_json(summary | {"model": model.info().to_dict(), "adapter": str(args.adapter)}, args.out)
 
 
@@ -320,21 +322,22 @@ def _floats(text: str) -> list[float]:
         ) from None
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The `calibbench` argument parser."""
-    parser = argparse.ArgumentParser(prog="calibbench", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+def _task_args(p: argparse.ArgumentParser) -> None:
+    """--task and --spec, shared by the commands that build a task."""
+    p.add_argument("--task", required=True, help="task name (see calibbench.tasks)")
+    p.add_argument("--spec", help='task options as JSON, e.g. \'{"format": "letter"}\'')
 
-    p = sub.add_parser("synthetic", help="seeded synthetic answer records")
+
+def _args_synthetic(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output Parquet file")
     p.add_argument("--n", type=int, default=2000, help="number of records")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tau", type=float, default=2.0, help="over-confidence (1 = calibrated)")
     p.add_argument("--a", type=float, default=5.0, help="Beta(a, b) of stated confidences")
     p.add_argument("--b", type=float, default=1.5, help="Beta(a, b) of stated confidences")
-    p.set_defaults(func=_cmd_synthetic)
 
-    p = sub.add_parser("metrics", help="answer-level metrics with bootstrap CIs")
+
+def _args_metrics(p: argparse.ArgumentParser) -> None:
     p.add_argument("--records", type=Path, required=True, help="Parquet file of answer records")
     p.add_argument("--out", type=Path, required=True, help="output JSON file")
     p.add_argument("--confidence-column", default="confidence")
@@ -343,9 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--level", type=float, default=0.95, help="CI coverage")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.set_defaults(func=_cmd_metrics)
 
-    p = sub.add_parser("collect", help="run a model over a requests file (resumable)")
+
+def _args_collect(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model name (a built-in name, or any name)")
     p.add_argument("--spec", help="model entry as JSON (default: the built-in, llama.cpp)")
     p.add_argument("--requests", type=Path, required=True, help="Parquet file of requests")
@@ -354,64 +357,61 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-bins", type=int, default=15)
     p.add_argument("--temperatures", type=_floats, default=[1.0], help="e.g. 0.7,1.0,1.3")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd_collect)
 
-    def task_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--task", required=True, help="task name (see calibbench.tasks)")
-        p.add_argument("--spec", help='task options as JSON, e.g. \'{"format": "letter"}\'')
 
-    p = sub.add_parser("prepare", help="a task's items, requests and data provenance")
-    task_args(p)
+def _args_prepare(p: argparse.ArgumentParser) -> None:
+    _task_args(p)
     p.add_argument("--limit", type=int, help="first N items only")
     p.add_argument("--out", type=Path, required=True, help="output directory")
-    p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser("followup", help="follow-up requests that depend on first answers")
-    task_args(p)
+
+def _args_followup(p: argparse.ArgumentParser) -> None:
+    _task_args(p)
     p.add_argument("--items", type=Path, required=True)
     p.add_argument("--records", type=Path, required=True, help="records of the first requests")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file of requests")
-    p.set_defaults(func=_cmd_followup)
 
-    p = sub.add_parser("grade", help="correctness and confidences per item")
-    task_args(p)
+
+def _args_grade(p: argparse.ArgumentParser) -> None:
+    _task_args(p)
     p.add_argument("--items", type=Path, required=True)
     p.add_argument("--records", type=Path, required=True)
     p.add_argument("--followup-records", type=Path, help="records of the follow-up requests")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file")
-    p.set_defaults(func=_cmd_grade)
 
-    p = sub.add_parser("split", help="seeded calibration/test split fixed by item id")
+
+def _args_split(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=Path, required=True)
     p.add_argument("--fraction", type=float, default=0.5, help="share of calibration items")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=_cmd_split)
 
-    p = sub.add_parser("recalibrate", help="fit one method on calibration items, score on test")
+
+def _args_recalibrate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graded", type=Path, required=True, help="graded items (Parquet)")
     p.add_argument("--split", type=Path, required=True, help="item split (Parquet)")
     p.add_argument("--confidence", default="confidence", help="confidence column to calibrate")
     p.add_argument("--method", required=True, help="raw, temperature, platt, isotonic, ...")
     p.add_argument("--n-bins", type=int, default=15)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--level", type=float, default=0.95, help="CI coverage")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, required=True, help="output JSON (summary, fitted state)")
     p.add_argument("--predictions", type=Path, help="output Parquet of test predictions")
-    p.set_defaults(func=_cmd_recalibrate)
 
-    p = sub.add_parser("compare", help="combine per-method results and pick the best method")
+
+def _args_compare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--inputs", type=Path, nargs="+", required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=_cmd_compare)
 
-    p = sub.add_parser("sweep", help="token-level temperature sweep from an accumulator state")
+
+def _args_sweep(p: argparse.ArgumentParser) -> None:
     p.add_argument("--state", type=Path, required=True, help="token_calibration.npz")
     p.add_argument("--out", type=Path, required=True, help="output Parquet, one row per T")
     p.add_argument("--fit", type=Path, help="also write the NLL-fitted temperature (JSON)")
-    p.set_defaults(func=_cmd_sweep)
 
-    p = sub.add_parser("tune", help="calibration-tuning, probe and zero-shot P(True) baselines")
+
+def _args_tune(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, help="model name")
     p.add_argument("--spec", required=True, help="model entry as JSON (a local model)")
     p.add_argument("--task", required=True, help="task registry name (its kind picks the data)")
@@ -421,20 +421,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--n-bins", type=int, default=15)
     p.add_argument("--bootstrap", type=int, default=1000)
+    p.add_argument("--level", type=float, default=0.95, help="CI coverage")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cpu", action="store_true", help="train on the CPU even with a GPU")
     p.add_argument("--adapter", type=Path, required=True, help="folder for the LoRA adapter")
     p.add_argument("--out", type=Path, required=True, help="output JSON")
-    p.set_defaults(func=_cmd_tune)
 
-    p = sub.add_parser("provenance", help="the run's provenance manifest")
+
+def _args_provenance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config-json", required=True, help="the workflow configuration as JSON")
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--repo", type=Path, default=Path.cwd(), help="the code's git checkout")
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=_cmd_provenance)
 
-    p = sub.add_parser("paper", help="tables, figures, document, reproduction check")
+
+def _args_paper(p: argparse.ArgumentParser) -> None:
     p.add_argument("part", choices=("tables", "figures", "document", "check"))
     p.add_argument("--results", type=Path, default=Path("results"))
     p.add_argument("--tables", type=Path, help="tables folder (document, check)")
@@ -445,9 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report-only", action="store_true",
                    help="exit 0 even when tables differ (check)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=_cmd_paper)
 
-    p = sub.add_parser("init", help="write a starter configuration for your own model")
+
+def _args_init(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gguf", help="a local GGUF file (llama.cpp)")
     p.add_argument("--hf", help="a local transformers model directory")
     p.add_argument("--hub", help="a Hugging Face hub id (needs network)")
@@ -462,13 +463,47 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="items per task")
     p.add_argument("--force", action="store_true", help="overwrite --out")
     p.add_argument("--out", type=Path, required=True, help="the configuration file to write")
-    p.set_defaults(func=_cmd_init)
 
-    p = sub.add_parser("summary", help="the one-screen summary of a finished run")
+
+def _args_summary(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True, help="the run directory (runs/<name>)")
     p.add_argument("--reproduction", type=Path, help="reproduction.json of the reference check")
     p.add_argument("--out", type=Path, required=True, help="output Markdown file")
-    p.set_defaults(func=_cmd_summary)
+
+
+#: Every command: name, help, its arguments, what runs it.
+COMMANDS = (
+    ("synthetic", "seeded synthetic answer records", _args_synthetic, _cmd_synthetic),
+    ("metrics", "answer-level metrics with bootstrap CIs", _args_metrics, _cmd_metrics),
+    ("collect", "run a model over a requests file (resumable)", _args_collect, _cmd_collect),
+    ("prepare", "a task's items, requests and data provenance", _args_prepare, _cmd_prepare),
+    ("followup", "follow-up requests that depend on first answers", _args_followup, _cmd_followup),
+    ("grade", "correctness and confidences per item", _args_grade, _cmd_grade),
+    ("split", "seeded calibration/test split fixed by item id", _args_split, _cmd_split),
+    (
+        "recalibrate",
+        "fit one method on calibration items, score on test",
+        _args_recalibrate,
+        _cmd_recalibrate,
+    ),
+    ("compare", "combine per-method results and pick the best method", _args_compare, _cmd_compare),
+    ("sweep", "token-level temperature sweep from an accumulator state", _args_sweep, _cmd_sweep),
+    ("tune", "calibration-tuning, probe and zero-shot P(True) baselines", _args_tune, _cmd_tune),
+    ("provenance", "the run's provenance manifest", _args_provenance, _cmd_provenance),
+    ("paper", "tables, figures, document, reproduction check", _args_paper, _cmd_paper),
+    ("init", "write a starter configuration for your own model", _args_init, _cmd_init),
+    ("summary", "the one-screen summary of a finished run", _args_summary, _cmd_summary),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `calibbench` argument parser."""
+    parser = argparse.ArgumentParser(prog="calibbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, add_arguments, run in COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(func=run)
     return parser
 
 

@@ -37,6 +37,15 @@ def test_temperature_benchmark_runs_and_agrees_with_the_exact_fit():
     assert float(by_method["calibbench streamed"][6]) < 1e-3  # |T - T*| / T*
 
 
+def test_sklearn_reference_benchmark_runs_and_agrees():
+    out = _run("bench/sklearn_reference.py", "--quick")
+    rows = {tuple(c.strip() for c in line.split("|")[1:3]): line.split("|")[1:-1]
+            for line in out.splitlines() if line.startswith("| ")}  # fmt: skip
+    assert ("logistic fit", "calibbench Newton") in rows
+    assert rows[("logistic fit", "newton-cholesky")][4].strip() == "0"  # never below ours
+    assert float(rows[("isotonic", "calibbench PAV")][7]) < 1e-12
+
+
 @pytest.mark.model
 def test_collect_benchmark_runs():
     out = _run("bench/collect.py", "--quick", "--runtimes", "llamacpp")

@@ -37,7 +37,7 @@ from scipy.optimize import minimize_scalar
 from scipy.special import expit
 
 from calibbench.errors import InputError
-from calibbench.recalibration.platt import fit_logistic
+from calibbench.recalibration.logistic import fit_logistic
 
 QUERY = "\n\nIs the proposed answer correct? Answer yes or no.\nAnswer:"
 CHOICES = (" yes", " no")
@@ -205,8 +205,6 @@ def run(
 ) -> TuningResult:
     """Zero-shot P(True), probe, LoRA tuning (+ temperature) trained on the calibration items
     (train_*) and scored on the test items; see the module docstring."""
-    from peft import LoraConfig, get_peft_model
-
     cfg = scorer.config
     y = np.asarray(train_correct, dtype=bool)
     if len(y) < 10 or y.all() or not y.any():
@@ -218,20 +216,9 @@ def run(
     rng = np.random.default_rng(cfg.seed)
     train_enc, test_enc = scorer.encode(train_texts), scorer.encode(test_texts)
 
-    def base_scores(encoded: list) -> tuple[np.ndarray, np.ndarray]:
-        margins, features = [], []
-        with torch.inference_mode():
-            for start in range(0, len(encoded), cfg.batch_size):
-                logits, hidden = scorer.forward(
-                    encoded[start : start + cfg.batch_size], hidden=True
-                )
-                margins.append(scorer.yes_no_logits(logits).float().numpy())
-                features.append(hidden[:, -1].float().numpy())
-        return np.concatenate(margins), np.concatenate(features)
-
     scorer.model.eval()
-    _, train_h = base_scores(train_enc)
-    test_yn, test_h = base_scores(test_enc)
+    _, train_h = _base_scores(scorer, train_enc)
+    test_yn, test_h = _base_scores(scorer, test_enc)
     mean, std = train_h.mean(0), train_h.std(0) + 1e-6
     probe = fit_logistic((train_h - mean) / std, y.astype(float), ridge=cfg.probe_l2)
     probe_conf = expit((test_h - mean) / std @ probe[:-1] + probe[-1])
@@ -239,6 +226,59 @@ def run(
     order = rng.permutation(len(y))
     n_held = max(2, round(cfg.heldout_fraction * len(y)))
     held, fit_idx = order[:n_held], order[n_held:]
+    peft, tuner, history = _train_lora(scorer, train_enc, y, fit_idx, rng)
+    held_margin = _tuned_margins(tuner, [train_enc[i] for i in held])
+    temperature = fit_binary_temperature(held_margin, y[held].astype(float))
+    test_margin = _tuned_margins(tuner, test_enc)
+    confidences = pd.DataFrame({
+        "item_id": list(test_ids),
+        "zero_shot": p_yes(test_yn),
+        "probe": probe_conf,
+        "tuned": expit(test_margin),
+        "tuned_temperature": expit(test_margin / temperature),
+    })  # fmt: skip
+    training = {
+        "config": asdict(cfg),
+        "n_train": len(fit_idx),
+        "n_heldout": len(held),
+        "data_sha256": examples_hash(train_texts, train_correct),
+        "temperature": temperature,
+        "history": history,
+        "query": QUERY,
+        "choices": list(CHOICES),
+    }
+    if adapter_dir is not None:
+        peft.save_pretrained(str(adapter_dir))
+        (adapter_dir / "calibbench.json").write_text(json.dumps(training, indent=2, sort_keys=True))
+    peft.unload()  # give the caller's model back without the LoRA layers
+    return TuningResult(confidences, training)
+
+
+def _base_scores(scorer: QueryScorer, encoded: list) -> tuple[np.ndarray, np.ndarray]:
+    """The untuned model's (yes, no) logits (N, 2) and last hidden states (N, H) at the query."""
+    cfg = scorer.config
+    margins, features = [], []
+    with torch.inference_mode():
+        for start in range(0, len(encoded), cfg.batch_size):
+            logits, hidden = scorer.forward(encoded[start : start + cfg.batch_size], hidden=True)
+            margins.append(scorer.yes_no_logits(logits).float().numpy())
+            features.append(hidden[:, -1].float().numpy())
+    return np.concatenate(margins), np.concatenate(features)
+
+
+def _train_lora(
+    scorer: QueryScorer,
+    train_enc: list,
+    y: np.ndarray,
+    fit_idx: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[Any, QueryScorer, list[dict[str, Any]]]:
+    """LoRA on the items `fit_idx` of `train_enc` (labels y), AdamW with a cosine schedule,
+    shuffled by `rng` after each epoch; returns the peft model (in eval mode), its scorer and
+    the loss history (one entry per step)."""
+    from peft import LoraConfig, get_peft_model
+
+    cfg = scorer.config
     peft = get_peft_model(
         scorer.model,
         LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
@@ -266,41 +306,18 @@ def run(
             history.append({"epoch": epoch, "loss": total.item(), "ce": ce.item(), "kl": kl.item()})
         fit_idx = rng.permutation(fit_idx)
     peft.eval()
+    return peft, tuner, history
 
-    def tuned_margins(encoded: list) -> np.ndarray:
-        out = []
-        with torch.inference_mode():
-            for start in range(0, len(encoded), cfg.batch_size):
-                logits, _ = tuner.forward(encoded[start : start + cfg.batch_size])
-                yn = tuner.yes_no_logits(logits).float().numpy()
-                out.append(yn[:, 0] - yn[:, 1])
-        return np.concatenate(out)
 
-    held_margin = tuned_margins([train_enc[i] for i in held])
-    temperature = fit_binary_temperature(held_margin, y[held].astype(float))
-    test_margin = tuned_margins(test_enc)
-    confidences = pd.DataFrame({
-        "item_id": list(test_ids),
-        "zero_shot": p_yes(test_yn),
-        "probe": probe_conf,
-        "tuned": expit(test_margin),
-        "tuned_temperature": expit(test_margin / temperature),
-    })  # fmt: skip
-    training = {
-        "config": asdict(cfg),
-        "n_train": len(fit_idx),
-        "n_heldout": len(held),
-        "data_sha256": examples_hash(train_texts, train_correct),
-        "temperature": temperature,
-        "history": history,
-        "query": QUERY,
-        "choices": list(CHOICES),
-    }
-    if adapter_dir is not None:
-        peft.save_pretrained(str(adapter_dir))
-        (adapter_dir / "calibbench.json").write_text(json.dumps(training, indent=2, sort_keys=True))
-    peft.unload()  # give the caller's model back without the LoRA layers
-    return TuningResult(confidences, training)
+def _tuned_margins(tuner: QueryScorer, encoded: list) -> np.ndarray:
+    """The tuned model's logit(P(yes)) - logit(P(no)) margin per item, (N,)."""
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(encoded), tuner.config.batch_size):
+            logits, _ = tuner.forward(encoded[start : start + tuner.config.batch_size])
+            yn = tuner.yes_no_logits(logits).float().numpy()
+            out.append(yn[:, 0] - yn[:, 1])
+    return np.concatenate(out)
 
 
 def evaluate(

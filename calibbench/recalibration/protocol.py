@@ -2,16 +2,18 @@
 
 For one task's graded items (one row per item), one confidence signal and the item split:
 
-1. every method is fitted on the calibration items only (temperature scaling on the options'
-   log-likelihoods, when the task has them; the scalar methods on the confidence column);
-2. every method, and the raw confidence, is scored on the test items only, each metric with a
-   percentile bootstrap interval (`calibbench.metrics.summary.answer_summary`);
+1. every method (`calibbench.recalibration.all_methods()`, the raw confidence among them) reads its
+   inputs from the graded rows (`inputs`: the signal's column, or the options' log-likelihoods
+   for temperature scaling) and is fitted on the calibration items only;
+2. every method is scored on the test items only, each metric with a percentile bootstrap
+   interval (`calibbench.metrics.summary.answer_summary`);
 3. the best method is the one with the lowest test ECE among those whose ECE interval lies
    entirely below the raw confidence's interval; when none does, the answer is "none
    significantly better" rather than the noisiest winner.
 
-A method that cannot be fitted on these data (too few items, no option log-likelihoods) is
-reported with the reason instead of failing the whole comparison.
+A method that cannot be fitted on these data (too few items, a signal it does not apply to, a
+fit that fails numerically) is recorded with the reason ("not fitted") instead of failing the
+comparison or the workflow.
 """
 
 from __future__ import annotations
@@ -24,13 +26,12 @@ import pandas as pd
 
 from calibbench.errors import InputError
 from calibbench.metrics.summary import answer_summary
-from calibbench.recalibration.base import REGISTRY, ScalarCalibrator
-from calibbench.recalibration.temperature import TemperatureScaler
+from calibbench.recalibration.base import all_methods, get_method
 from calibbench.splits import CALIBRATION, TEST
 
-#: Every method, by name: the raw confidence, then the fitted ones.
-METHODS = ("raw", "temperature", "platt", "isotonic", "histogram", "beta")
 NONE_BETTER = "none significantly better"
+#: What a failed fit can raise besides InputError: numerical trouble in a method's solver.
+FIT_ERRORS = (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError)
 
 
 def _sides(
@@ -61,15 +62,13 @@ def evaluate_method(
     """Fit one method on the calibration items and score it on the test items.
 
     Returns a JSON-ready entry (counts, settings, and the test `summary` with the `fitted`
-    state, or the `error` that prevented fitting) and the test predictions (item_id, confidence
-    after the method, correct), or None when the method could not be fitted. Items whose
-    confidence is missing (e.g. an empty answer's pavg) are left out and counted.
+    state, or the `error` that kept it from being fitted or scored) and the test predictions
+    (item_id, confidence after the method, correct), or None when there are none. Items whose
+    confidence is missing (e.g. an empty answer's pavg) are left out and counted. Raises only
+    for bad input (an unknown method, a signal the graded table does not have).
     """
-    if method not in METHODS:
-        raise InputError(f"unknown recalibration method {method!r}; methods: {list(METHODS)}")
+    cls = get_method(method)
     cal, test = _sides(graded, split, [confidence, correct])
-    if len(test) == 0:
-        raise InputError("the test split holds no items with this confidence")
     entry: dict[str, Any] = {
         "method": method,
         "confidence": confidence,
@@ -78,14 +77,18 @@ def evaluate_method(
         "n_missing_confidence": int(graded[confidence].isna().sum()),
         "settings": {"n_bins": n_bins, "n_resamples": n_resamples, "level": level, "seed": seed},
     }
+    if len(test) == 0:
+        return entry | {"error": "the test split holds no items with this confidence"}, None
     y_test = test[correct].to_numpy(bool)
     try:
-        y_cal = cal[correct].to_numpy(bool)
-        calibrated, fitted = _apply(method, cal, test, confidence, y_cal, n_bins)
-    except InputError as exc:
-        return entry | {"error": str(exc)}, None
-    if fitted is not None:
-        entry["fitted"] = fitted
+        x_cal, y_cal = cls.inputs(cal, confidence, correct)
+        x_test, _ = cls.inputs(test, confidence, correct)
+        fitted = cls.for_protocol(n_bins).fit(x_cal, y_cal)
+        calibrated = fitted.predict(x_test)
+    except FIT_ERRORS as exc:
+        return entry | {"error": str(exc) or type(exc).__name__}, None
+    if fitted.learned:
+        entry["fitted"] = fitted.to_json()
     entry["summary"] = answer_summary(
         calibrated, y_test, n_bins=n_bins, n_resamples=n_resamples, level=level, seed=seed
     )
@@ -100,15 +103,14 @@ def compare_methods(
     split: pd.DataFrame,
     confidence: str = "confidence",
     correct: str = "correct",
-    methods: Sequence[str] = METHODS,
+    methods: Sequence[str] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:
-    """`evaluate_method` for each of `methods` and the `best` one (see the module docstring)."""
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        raise InputError(f"unknown recalibration methods {unknown}; methods: {list(METHODS)}")
+    """`evaluate_method` for each of `methods` (default: all) and the `best` one (see the
+    module docstring)."""
+    names = list(all_methods()) if methods is None else list(methods)
     entries = {
-        m: evaluate_method(m, graded, split, confidence, correct, **settings)[0] for m in methods
+        m: evaluate_method(m, graded, split, confidence, correct, **settings)[0] for m in names
     }
     first = next(iter(entries.values()))
     common = {k: first[k] for k in ("confidence", "n_calibration", "n_test",
@@ -120,38 +122,11 @@ def compare_methods(
     return common | {"methods": methods_out, "best": best_method(methods_out)}
 
 
-def _apply(
-    name: str,
-    cal: pd.DataFrame,
-    test: pd.DataFrame,
-    confidence: str,
-    y_cal: np.ndarray,
-    n_bins: int,
-) -> tuple[np.ndarray, dict[str, Any] | None]:
-    """Test-split confidences after method `name` fitted on the calibration split (histogram
-    binning uses the metrics' `n_bins`)."""
-    if name == "raw":
-        return test[confidence].to_numpy(np.float64), None
-    if name == "temperature":
-        if "option_logprobs" not in cal.columns or confidence != "confidence":
-            raise InputError(
-                "temperature scaling needs the options' log-likelihoods (multiple-choice tasks, "
-                "primary confidence)"
-            )
-        options, gold = list(cal["option_logprobs"]), cal["gold"].to_numpy(np.int64)
-        scaler = TemperatureScaler().fit(options, gold)
-        return scaler.confidence(list(test["option_logprobs"])), scaler.to_json()
-    kwargs = {"n_bins": n_bins} if name == "histogram" else {}
-    method: ScalarCalibrator = REGISTRY[name](**kwargs)  # type: ignore[assignment]
-    method.fit(cal[confidence].to_numpy(np.float64), y_cal)
-    return method.transform(test[confidence].to_numpy(np.float64)), method.to_json()
-
-
 def best_method(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The fitted method with the lowest test ECE whose bootstrap interval lies entirely below
     the raw confidence's, or NONE_BETTER. Methods whose test ECE ties (to 1e-12; e.g. several
     falling back to the same constant on a one-sided calibration split) are named together in
-    the reason, and the first of them in METHODS order (the simplest) is the method."""
+    the reason, and the first of them in table order (`order`: the simplest) is the method."""
     raw = results.get("raw", {}).get("summary", {}).get("metrics", {}).get("ece")
     if raw is None or raw["low"] is None:
         return {"method": None, "reason": "no raw confidence to compare with"}
@@ -165,10 +140,11 @@ def best_method(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if not better:
         return {"method": None, "reason": NONE_BETTER}
     lowest = min(estimate for estimate, _ in better)
+    order = list(all_methods())
     position = {name: i for i, name in enumerate(results)}
     tied = sorted(
         (name for estimate, name in better if estimate - lowest <= 1e-12),
-        key=lambda name: METHODS.index(name) if name in METHODS else len(METHODS) + position[name],
+        key=lambda name: order.index(name) if name in order else len(order) + position[name],
     )
     reason = f"test ECE {lowest:.4f}, interval below raw's"
     if len(tied) > 1:

@@ -8,9 +8,11 @@ import pytest
 from scipy.special import expit, logit, softmax
 
 from calibbench.errors import InputError
-from calibbench.recalibration import METHODS, compare_methods
+from calibbench.recalibration import all_methods, compare_methods
 from calibbench.recalibration.protocol import best_method
 from calibbench.splits import assign_splits
+
+METHODS = tuple(all_methods())
 
 
 def graded_mc(n: int, seed: int, sharpness: float) -> pd.DataFrame:
@@ -82,7 +84,7 @@ def test_scalar_signal_without_option_logits_and_unfittable_methods_are_reported
 def test_bad_inputs():
     graded = graded_mc(20, seed=5, sharpness=1.0)
     split = assign_splits(graded.item_id, seed=0)
-    with pytest.raises(InputError, match="unknown recalibration methods"):
+    with pytest.raises(InputError, match="unknown recalibration method 'magic'"):
         compare_methods(graded, split, methods=["raw", "magic"])
     with pytest.raises(InputError, match="no column 'ptrue'"):
         compare_methods(graded, split, confidence="ptrue")
@@ -106,3 +108,52 @@ def test_best_method_names_ties_and_takes_the_simplest():
     assert best["method"] == "platt"
     assert best["reason"].endswith("tied with beta")
     assert best_method({"raw": results["raw"], "histogram": results["histogram"]})["method"] is None
+
+
+def _graded_signal(confidence: np.ndarray, correct: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({"item_id": [f"i{k}" for k in range(len(confidence))],
+                         "confidence": confidence, "correct": correct})  # fmt: skip
+
+
+HARD_SIGNALS = {
+    # sampling agreement of 2 samples on a small set: three values, one end fully separated
+    "three_valued": (np.tile([0.0, 0.5, 1.0, 0.5, 1.0, 1.0], 6),
+                     np.tile([False, True, True, False, True, True], 6)),
+    "separable": (np.linspace(0.05, 0.95, 36), np.arange(36) >= 18),
+    "constant": (np.full(36, 0.7), np.arange(36) % 3 == 0),
+    "one_sided": (np.linspace(0.1, 0.9, 36), np.ones(36, dtype=bool)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(HARD_SIGNALS))
+def test_every_method_fits_or_says_why_not_on_hard_signals(case):
+    confidence, correct = HARD_SIGNALS[case]
+    graded = _graded_signal(confidence, correct)
+    split = assign_splits(graded.item_id, seed=0)
+    out = compare_methods(graded, split, n_resamples=50)
+    assert set(out["methods"]) == set(METHODS)
+    for name, entry in out["methods"].items():
+        assert ("summary" in entry) != ("error" in entry), name
+        if "summary" in entry:
+            for metric in ("ece", "brier"):
+                assert 0 <= entry["summary"]["metrics"][metric]["estimate"] <= 1, (name, metric)
+    assert "options' log-likelihoods" in out["methods"]["temperature"]["error"]
+
+
+def test_the_reported_three_valued_failure_now_fits():
+    # A calibration set on which the logistic fits once ran out of Newton steps.
+    c = np.array([1.0, 0.0, 1 / 3, 1.0, 1.0, 1 / 3, 1.0, 1.0, 1 / 3, 2 / 3, 2 / 3, 1 / 3, 0.0,
+                  0.0, 1 / 3, 1 / 3, 2 / 3, 1 / 3, 1 / 3, 2 / 3, 2 / 3])  # fmt: skip
+    y = np.zeros(len(c), dtype=bool)
+    y[[4, 6]] = True
+    for name in ("platt", "beta"):
+        fitted = all_methods()[name]().fit(c, y)
+        p = fitted.predict(c)
+        assert np.all((p >= 0) & (p <= 1))
+        assert p[c == 0.0].max() < 0.05  # every c = 0 answer is wrong
+
+
+def test_methods_come_from_their_registry_in_table_order():
+    assert METHODS == ("raw", "temperature", "platt", "isotonic", "histogram", "beta")
+    for cls in all_methods().values():
+        assert cls.__module__ == f"calibbench.recalibration.methods.{cls.__module__.split('.')[-1]}"

@@ -23,7 +23,7 @@ from calibbench.recalibration import (
     Recalibrator,
     ScalarCalibrator,
 )
-from calibbench.recalibration.isotonic import pool_adjacent_violators
+from calibbench.recalibration.methods.isotonic import pool_adjacent_violators
 
 FACTORIES: dict[str, Callable[[], ScalarCalibrator]] = {
     "platt": PlattScaler,
@@ -81,7 +81,7 @@ def test_platt_matches_sklearn(n, grid, seed):
     x = logit(np.clip(c, 1e-12, 1 - 1e-12))[:, None]
     np.testing.assert_allclose([fitted.a_, fitted.b_], unpenalised_logistic(x, y), atol=1e-6)
     np.testing.assert_allclose(
-        fitted.transform(GRID),
+        fitted.predict(GRID),
         expit(fitted.a_ * logit(np.clip(GRID, 1e-12, 1 - 1e-12)) + fitted.b_),
         rtol=1e-14,
     )
@@ -107,7 +107,7 @@ def test_platt_separable_data_gives_a_finite_step():
     y = c > 0.5
     fitted = PlattScaler().fit(c, y)
     assert np.isfinite(fitted.a_) and fitted.a_ > 10
-    p = fitted.transform(c)
+    p = fitted.predict(c)
     assert np.all(p[~y] < 1e-6) and np.all(p[y] > 1 - 1e-6)
     smoothed = PlattScaler(target_smoothing=True).fit(c, y)
     assert 0 < smoothed.a_ < fitted.a_
@@ -127,7 +127,7 @@ def test_isotonic_matches_sklearn(n, grid, seed):
     np.testing.assert_array_equal(ours.x_thresholds_, ref.X_thresholds_)
     np.testing.assert_allclose(ours.y_thresholds_, ref.y_thresholds_, rtol=0, atol=1e-12)
     points = np.r_[GRID, c, rng.random(500)]
-    np.testing.assert_allclose(ours.transform(points), ref.transform(points), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(ours.predict(points), ref.predict(points), rtol=0, atol=1e-12)
 
 
 def test_pool_adjacent_violators_matches_scipy():
@@ -172,7 +172,7 @@ def test_histogram_matches_loop(binning, grid, seed):
     fitted = HistogramBinningCalibrator(n_bins=15, binning=binning).fit(c, y)
     points = np.r_[GRID, c]
     expected = loop_histogram(c, y, 15, binning, points)
-    np.testing.assert_allclose(fitted.transform(points), expected, rtol=0, atol=1e-15)
+    np.testing.assert_allclose(fitted.predict(points), expected, rtol=0, atol=1e-15)
 
 
 def test_histogram_empty_bins_take_the_nearest_or_the_mean_of_two():
@@ -205,14 +205,14 @@ def test_beta_drops_a_negative_coefficient_and_refits(a, b, dropped):
     coef = [fitted.a_, fitted.b_]
     assert coef[dropped] == 0.0
     np.testing.assert_allclose([coef[kept], fitted.intercept_], ref, atol=1e-6)
-    assert np.all(np.diff(fitted.transform(GRID)) >= 0)
+    assert np.all(np.diff(fitted.predict(GRID)) >= 0)
 
 
 def test_beta_anticorrelated_confidence_gives_the_mean_accuracy():
     c, y = beta_data(np.random.default_rng(7), 400, -1.0, -1.0, 0.0)
     fitted = BetaCalibrator().fit(c, y)
     assert fitted.a_ == 0.0 and fitted.b_ == 0.0
-    np.testing.assert_allclose(fitted.transform(GRID), y.mean(), rtol=1e-9)
+    np.testing.assert_allclose(fitted.predict(GRID), y.mean(), rtol=1e-9)
 
 
 # all methods ---------------------------------------------------------------------------------
@@ -230,7 +230,7 @@ def test_json_round_trip_is_exact(method, data):
     loaded = Recalibrator.from_json(json.loads(text))
     assert type(loaded) is type(fitted) and loaded._params() == fitted._params()
     points = np.r_[GRID, rng.random(1000)]
-    np.testing.assert_array_equal(loaded.transform(points), fitted.transform(points))
+    np.testing.assert_array_equal(loaded.predict(points), fitted.predict(points))
     assert json.dumps(loaded.to_json()) == text
 
 
@@ -241,19 +241,19 @@ def test_transform_never_refits(method):
     other_c, other_y = overconfident(rng, 300, tau=0.5)
     fitted = FACTORIES[method]().fit(c, y)
     state = json.dumps(fitted.to_json())
-    first = fitted.transform(GRID)
-    fitted.transform(other_c)
-    np.testing.assert_array_equal(fitted.transform(GRID), first)
+    first = fitted.predict(GRID)
+    fitted.predict(other_c)
+    np.testing.assert_array_equal(fitted.predict(GRID), first)
     assert json.dumps(fitted.to_json()) == state
     refitted = fitted.fit(other_c, other_y)
     assert refitted is fitted
-    assert not np.array_equal(fitted.transform(GRID), first)
+    assert not np.array_equal(fitted.predict(GRID), first)
 
 
 @pytest.mark.parametrize("method", FACTORIES)
 def test_transform_before_fit_raises(method):
     with pytest.raises(InputError, match="call fit"):
-        FACTORIES[method]().transform([0.5])
+        FACTORIES[method]().predict([0.5])
 
 
 @pytest.mark.parametrize("method", FACTORIES)
@@ -261,7 +261,7 @@ def test_reduces_ece_on_held_out_half(method):
     c, y = overconfident(np.random.default_rng(10), 4000, tau=4.0)
     fitted = FACTORIES[method]().fit(c[:2000], y[:2000])
     before = ece(c[2000:], y[2000:])
-    after = ece(fitted.transform(c[2000:]), y[2000:])
+    after = ece(fitted.predict(c[2000:]), y[2000:])
     assert before > 0.15
     assert after < 0.35 * before
     assert fitted.fallback_ == ""
@@ -271,9 +271,9 @@ def test_reduces_ece_on_held_out_half(method):
 def test_outputs_are_probabilities_and_monotone_where_guaranteed(method):
     c, y = overconfident(np.random.default_rng(11), 500, grid=30)
     fitted = FACTORIES[method]().fit(c, y)
-    p = fitted.transform(GRID)
+    p = fitted.predict(GRID)
     assert p.shape == GRID.shape and np.all((p >= 0) & (p <= 1))
-    assert fitted.transform(GRID.reshape(7, 11, 13)).shape == (7, 11, 13)
+    assert fitted.predict(GRID.reshape(7, 11, 13)).shape == (7, 11, 13)
     if method in MONOTONE or (method.startswith("platt") and fitted.a_ > 0):
         assert np.all(np.diff(p) >= 0)
 
@@ -294,7 +294,7 @@ def test_degenerate_data_fall_back_to_laplace_accuracy(method, case):
         calibrator.n_bins = 5
     fitted = calibrator.fit(c, y)
     assert fitted.fallback_ == "constant"
-    np.testing.assert_allclose(fitted.transform(GRID), (y.sum() + 1) / 8, rtol=1e-15)
+    np.testing.assert_allclose(fitted.predict(GRID), (y.sum() + 1) / 8, rtol=1e-15)
 
 
 @pytest.mark.parametrize("method", ["platt", "beta"])
@@ -302,7 +302,7 @@ def test_confidences_equal_once_clipped_fall_back(method):
     c = np.array([0.0, 1e-15, 1e-14, 0.0])
     fitted = FACTORIES[method]().fit(c, [1, 0, 1, 1])
     assert fitted.fallback_ == "constant"
-    np.testing.assert_allclose(fitted.transform(GRID), 4 / 6, rtol=1e-15)
+    np.testing.assert_allclose(fitted.predict(GRID), 4 / 6, rtol=1e-15)
 
 
 @pytest.mark.parametrize(

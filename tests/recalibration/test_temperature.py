@@ -12,8 +12,9 @@ from scipy.special import logsumexp, softmax
 from calibbench.errors import InputError
 from calibbench.metrics.binned import ece
 from calibbench.metrics.token import TokenCalibration
+from calibbench.recalibration.methods.temperature import T_MAX, T_MIN, TemperatureScaler
 from calibbench.recalibration.sweep import DEFAULT_TEMPERATURES, answer_sweep, token_sweep
-from calibbench.recalibration.temperature import T_MAX, T_MIN, TemperatureScaler
+from calibbench.recalibration.token_temperature import TokenTemperatureScaler
 
 
 def exact_t(z: np.ndarray, y: np.ndarray) -> float:
@@ -44,7 +45,7 @@ def test_token_level_fit_from_one_pass_matches_the_exact_fit(sharpness):
     z, y = overconfident_logits(3000, 300, seed=1, sharpness=sharpness)
     acc = TokenCalibration(300, temperatures=DEFAULT_TEMPERATURES)
     acc.update(z, y)
-    scaler = TemperatureScaler().fit_token_stats(acc.compute())
+    scaler = TokenTemperatureScaler().fit(acc.compute())
     want = exact_t(z, y)
     assert scaler.temperature_ == pytest.approx(want, rel=1e-3)
     confirm = TokenCalibration(300, temperatures=(scaler.temperature_,))
@@ -65,7 +66,7 @@ def test_answer_level_nll_fit_matches_scipy_and_keeps_the_argmax():
     want = minimize_scalar(loss, bounds=(0.02, 50), method="bounded", options={"xatol": 1e-10}).x
     scaler = TemperatureScaler().fit(rows, gold)
     assert scaler.temperature_ == pytest.approx(want, rel=1e-6)
-    probs = scaler.transform(rows)
+    probs = scaler.predict_proba(rows)
     assert [int(np.argmax(p)) for p in probs] == [int(np.argmax(r)) for r in rows]
     assert np.allclose([p.sum() for p in probs], 1.0)
 
@@ -89,7 +90,7 @@ def test_json_round_trip_is_exact():
     scaler = TemperatureScaler().fit(rows, np.array([0, 1, 1]))
     again = TemperatureScaler.from_json(json.dumps(scaler.to_json()))
     assert again.temperature_ == scaler.temperature_
-    np.testing.assert_array_equal(again.confidence(rows), scaler.confidence(rows))
+    np.testing.assert_array_equal(again.predict(rows), scaler.predict(rows))
 
 
 def test_sweeps_show_argmax_accuracy_fixed_and_sampled_accuracy_moving():
@@ -106,14 +107,16 @@ def test_sweeps_show_argmax_accuracy_fixed_and_sampled_accuracy_moving():
 
 
 def test_errors():
-    with pytest.raises(InputError, match="objective"):
-        TemperatureScaler("brier")
-    with pytest.raises(InputError, match="token-level fits only"):
-        TemperatureScaler("full_ece").fit([[0.0, 1.0], [1.0, 0.0]], np.array([0, 1]))
+    rows, gold = [[0.0, 1.0], [1.0, 0.0]], np.array([0, 1])
+    scaler = TemperatureScaler("brier")  # hyper-parameters are checked by fit, as in sklearn
+    with pytest.raises(InputError, match="objective must be one of"):
+        scaler.fit(rows, gold)
+    with pytest.raises(InputError, match="objective must be one of"):
+        TemperatureScaler("full_ece").fit(rows, gold)
     with pytest.raises(InputError, match="fit"):
-        TemperatureScaler().confidence([[0.0, 1.0]])
+        TemperatureScaler().predict([[0.0, 1.0]])
     z, y = overconfident_logits(300, 40, seed=5, sharpness=4.0)
     acc = TokenCalibration(40, temperatures=(0.5, 1.0))
     acc.update(z, y)
     with pytest.raises(InputError, match="extend the temperature grid"):
-        TemperatureScaler().fit_token_stats(acc.compute())
+        TokenTemperatureScaler().fit(acc.compute())

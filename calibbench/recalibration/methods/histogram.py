@@ -16,9 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from calibbench.errors import InputError
 from calibbench.metrics.binning import Binning, assign_bins, bin_edges, check_n_bins
-from calibbench.recalibration.base import ScalarCalibrator
+from calibbench.recalibration.base import NotApplicable, ScalarCalibrator
 from calibbench.recalibration.degenerate import CONSTANT, is_degenerate, laplace_accuracy
 
 
@@ -52,6 +51,7 @@ class HistogramBinningCalibrator(ScalarCalibrator):
     """
 
     name = "histogram"
+    order: ClassVar[int] = 4
     min_items: ClassVar[int] = 2
     learned: ClassVar[tuple[str, ...]] = ("edges", "bin_value", "fallback")
 
@@ -59,13 +59,18 @@ class HistogramBinningCalibrator(ScalarCalibrator):
         self.n_bins = n_bins
         self.binning = binning
 
+    @classmethod
+    def for_protocol(cls, n_bins: int) -> HistogramBinningCalibrator:
+        """Binned like the metrics: `n_bins` equal-width bins."""
+        return cls(n_bins=n_bins)
+
     def _params(self) -> dict[str, Any]:
         return {"n_bins": self.n_bins, "binning": self.binning}
 
     def _fit(self, confidence: np.ndarray, correct: np.ndarray) -> None:
         n_bins = check_n_bins(self.n_bins)
         if len(confidence) < n_bins:
-            raise InputError(
+            raise NotApplicable(
                 f"{self.name}.fit: {len(confidence)} calibration items for {n_bins} bins; it "
                 "needs at least one item per bin on average: lower n_bins or use more data"
             )
@@ -81,5 +86,5 @@ class HistogramBinningCalibrator(ScalarCalibrator):
         self.bin_value_ = fill_empty_bins(accuracy, count)
         self.fallback_ = ""
 
-    def _transform(self, confidence: np.ndarray) -> np.ndarray:
+    def _predict(self, confidence: np.ndarray) -> np.ndarray:
         return self.bin_value_[assign_bins(confidence, self.edges_)]

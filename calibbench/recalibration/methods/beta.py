@@ -2,7 +2,7 @@
 p = sigmoid(a · ln c - b · ln(1 - c) + intercept) with a, b >= 0, c clipped to [eps, 1 - eps].
 
 Fitted as in the authors' betacal package: a logistic regression on the features
-[ln c, -ln(1 - c)] (`calibbench.recalibration.platt.fit_logistic`, with betacal's tiny ridge);
+[ln c, -ln(1 - c)] (`calibbench.recalibration.logistic.fit_logistic`, with betacal's tiny ridge);
 if a coefficient comes out negative, that feature is dropped (a first, when both are) and the
 fit repeated on the other. Where betacal stops, this goes one step further: if the remaining
 coefficient is negative too, it is dropped as well, leaving the intercept-only fit (the
@@ -18,7 +18,7 @@ from scipy.special import expit, logit
 
 from calibbench.recalibration.base import ScalarCalibrator
 from calibbench.recalibration.degenerate import CONSTANT, is_degenerate, laplace_accuracy
-from calibbench.recalibration.platt import check_eps, fit_logistic
+from calibbench.recalibration.logistic import check_eps, fit_logistic
 
 
 class BetaCalibrator(ScalarCalibrator):
@@ -31,6 +31,7 @@ class BetaCalibrator(ScalarCalibrator):
     """
 
     name = "beta"
+    order: ClassVar[int] = 5
     min_items: ClassVar[int] = 3
     learned: ClassVar[tuple[str, ...]] = ("a", "b", "intercept", "fallback")
 
@@ -64,6 +65,6 @@ class BetaCalibrator(ScalarCalibrator):
         self.a_, self.b_, self.intercept_ = float(coef[0]), float(coef[1]), float(w[-1])
         self.fallback_ = ""
 
-    def _transform(self, confidence: np.ndarray) -> np.ndarray:
+    def _predict(self, confidence: np.ndarray) -> np.ndarray:
         log_c, minus_log_1mc = self._features(confidence)
         return expit(self.a_ * log_c + self.b_ * minus_log_1mc + self.intercept_)

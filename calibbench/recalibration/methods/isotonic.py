@@ -6,7 +6,9 @@ equal confidence are pooled first (one point at that confidence, its mean outcom
 count); PAV fits the increasing sequence closest in weighted least squares; interior points whose
 value equals both neighbours are dropped; `transform` interpolates linearly between the remaining
 (confidence, value) thresholds and gives the end values outside them. (scikit-learn also pools
-confidences less than 1e-15 apart; here only exactly equal ones are pooled.)
+confidences less than 1e-15 apart; here only exactly equal ones are pooled.) Kept rather than
+calling scikit-learn: on 600 random calibration sets (`bench/sklearn_reference.py`) the two maps
+were equal, and this fit took an eighth of `IsotonicRegression`'s time.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ class IsotonicCalibrator(ScalarCalibrator):
     """
 
     name = "isotonic"
+    order: ClassVar[int] = 3
     min_items: ClassVar[int] = 2
     learned: ClassVar[tuple[str, ...]] = ("x_thresholds", "y_thresholds", "fallback")
 
@@ -67,5 +70,5 @@ class IsotonicCalibrator(ScalarCalibrator):
         self.x_thresholds_, self.y_thresholds_ = x[keep], y[keep]
         self.fallback_ = ""
 
-    def _transform(self, confidence: np.ndarray) -> np.ndarray:
+    def _predict(self, confidence: np.ndarray) -> np.ndarray:
         return np.interp(confidence, self.x_thresholds_, self.y_thresholds_)

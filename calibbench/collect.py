@@ -8,19 +8,23 @@ Requests are a table with a unique `request_id` and one `kind` for all rows:
 - "score": text.
 
 `collect` works through the requests in chunks. Each finished chunk is written atomically to
-`out_dir/chunks/` (its records as Parquet and, for loglikelihood and score, the state of a
-`TokenCalibration` over the full next-token distributions), so a run killed at any point and
-started again skips the finished chunks and ends with the same files as an uninterrupted run:
-every model call starts from a clean state, chunk files are merged in chunk order, and timings
-(which differ between runs) live in a separate `timing.parquet`. The final outputs are
-`records.parquet` (one row per request, in request order), `token_calibration.npz` and
-`manifest.json` (model identity, request hash, settings).
+the scratch folder `out_dir/partial/` (its records as Parquet and, for loglikelihood and score,
+the state of a `TokenCalibration` over the full next-token distributions), so a run killed at
+any point and started again skips the finished chunks and ends with the same files as an
+uninterrupted run: every model call starts from a clean state and chunk files are merged in
+chunk order. The outputs are `records.parquet` (one row per request, in request order),
+`token_calibration.npz` (the merged accumulator state; an archive without arrays for generation
+requests, which feed no accumulator), `timing.parquet` (per chunk: requests, tokens, seconds,
+which differ between runs) and `manifest.json` (model identity, request hash, settings, output
+hashes). Once they are written the scratch folder is removed. Scratch left by an interrupted
+collection of other requests is discarded; a finished collection of other requests is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -183,15 +187,11 @@ def collect(
 ) -> Path:
     """Run `model` over `requests` into `out_dir` (resuming finished chunks); returns out_dir.
 
-    Raises InputError when `out_dir` holds a collection of other requests, another model or
-    other settings (remove it or choose another directory).
+    Raises InputError when `out_dir` holds a finished collection of other requests, another
+    model or other settings (remove it or choose another directory).
     """
     kind = requests_kind(requests)
     out = Path(out_dir)
-    chunks = out / "chunks"
-    chunks.mkdir(parents=True, exist_ok=True)
-    for stale in chunks.glob(".*.tmp"):  # left by a run killed in the middle of a write
-        stale.unlink()
     info = model.info()
     plan = {
         "kind": kind,
@@ -204,21 +204,13 @@ def collect(
             "temperatures": list(settings.temperatures),
         },
     }
-    plan_path = out / "plan.json"
-    if plan_path.exists():
-        previous = json.loads(plan_path.read_text())
-        if previous != json.loads(json.dumps(plan, sort_keys=True)):
-            raise InputError(
-                f"{out}: holds a collection of other requests, model or settings "
-                f"({plan_path}); remove the directory or choose another one"
-            )
-    else:
-        write_json(plan, plan_path)
-
+    if _finished(out, plan):
+        return out
+    partial = _scratch(out, plan)
     accumulate = kind in ("loglikelihood", "score") and info.vocab_size is not None
     rows = requests.to_dict(orient="records")
     starts = list(range(0, len(rows), settings.chunk_size))
-    done = [i for i, _ in enumerate(starts) if (chunks / f"{i:05d}.parquet").exists()]
+    done = [i for i, _ in enumerate(starts) if (partial / f"{i:05d}.parquet").exists()]
     bar = _Progress(len(rows), sum(min(settings.chunk_size, len(rows) - starts[i]) for i in done),
                     progress)  # fmt: skip
     for i, start in enumerate(starts):
@@ -233,45 +225,86 @@ def collect(
             if accumulate
             else None
         )  # fmt: skip
-        t0 = time.perf_counter()
-        if kind == "loglikelihood":
-            reqs = [LoglikelihoodRequest(r["context"], r["continuation"]) for r in part]
-            results: Sequence[Any] = model.loglikelihood(reqs, accumulator=acc)
-        elif kind == "score":
-            results = model.score_text([r["text"] for r in part], accumulator=acc)
-        else:
-            results = model.generate([_generation_request(r) for r in part])
-        seconds = time.perf_counter() - t0
-        n_tokens = _n_tokens(kind, results)
-        if acc is not None:
-            write_npz(acc.state_dict(), chunks / f"{i:05d}.npz")
-        write_json(
-            {"chunk": i, "n_requests": len(part), "n_tokens": n_tokens, "seconds": seconds},
-            chunks / f"{i:05d}.timing.json",
-        )
-        write_parquet(_records(kind, [r["request_id"] for r in part], results),
-                     chunks / f"{i:05d}.parquet")  # fmt: skip
-        bar.update(len(part), n_tokens)
+        bar.update(len(part), _collect_chunk(model, kind, part, acc, partial, i))
     bar.close()
     _finish(out, len(starts), accumulate, plan)
+    shutil.rmtree(partial)
     return out
 
 
+def _finished(out: Path, plan: dict[str, Any]) -> bool:
+    """Whether `out` holds the finished collection of `plan` (InputError if of another one)."""
+    manifest = out / "manifest.json"
+    if not manifest.is_file():
+        return False
+    done = json.loads(manifest.read_text())
+    if {k: v for k, v in done.items() if k != "outputs"} != json.loads(json.dumps(plan)):
+        raise InputError(
+            f"{out}: holds a finished collection of other requests, model or settings "
+            f"({manifest}); remove the directory or choose another one"
+        )
+    return True
+
+
+def _scratch(out: Path, plan: dict[str, Any]) -> Path:
+    """The scratch folder of `plan`'s chunks: kept from an interrupted run of the same plan,
+    emptied when it held another plan's."""
+    partial = out / "partial"
+    plan_path = partial / "plan.json"
+    if plan_path.exists() and json.loads(plan_path.read_text()) != json.loads(json.dumps(plan)):
+        shutil.rmtree(partial)  # an interrupted collection of other requests: start afresh
+    partial.mkdir(parents=True, exist_ok=True)
+    for stale in partial.glob(".*.tmp"):  # left by a run killed in the middle of a write
+        stale.unlink()
+    if not plan_path.exists():
+        write_json(plan, plan_path)
+    return partial
+
+
+def _collect_chunk(
+    model: LanguageModel,
+    kind: str,
+    part: list[dict[str, Any]],
+    acc: TokenCalibration | None,
+    partial: Path,
+    i: int,
+) -> int:
+    """Run one chunk of requests and write its files into `partial`; returns its token count."""
+    t0 = time.perf_counter()
+    if kind == "loglikelihood":
+        reqs = [LoglikelihoodRequest(r["context"], r["continuation"]) for r in part]
+        results: Sequence[Any] = model.loglikelihood(reqs, accumulator=acc)
+    elif kind == "score":
+        results = model.score_text([r["text"] for r in part], accumulator=acc)
+    else:
+        results = model.generate([_generation_request(r) for r in part])
+    seconds = time.perf_counter() - t0
+    n_tokens = _n_tokens(kind, results)
+    if acc is not None:
+        write_npz(acc.state_dict(), partial / f"{i:05d}.npz")
+    write_json(
+        {"chunk": i, "n_requests": len(part), "n_tokens": n_tokens, "seconds": seconds},
+        partial / f"{i:05d}.timing.json",
+    )
+    write_parquet(_records(kind, [r["request_id"] for r in part], results),
+                  partial / f"{i:05d}.parquet")  # fmt: skip
+    return n_tokens
+
+
 def _finish(out: Path, n_chunks: int, accumulate: bool, plan: dict[str, Any]) -> None:
-    """Merge chunk files, in chunk order, into the final outputs."""
-    chunks = out / "chunks"
-    tables = [pq.read_table(chunks / f"{i:05d}.parquet") for i in range(n_chunks)]
+    """Merge the chunk files, in chunk order, into the outputs."""
+    partial = out / "partial"
+    tables = [pq.read_table(partial / f"{i:05d}.parquet") for i in range(n_chunks)]
     write_parquet(pa.concat_tables(tables), out / "records.parquet")
-    timing = [json.loads((chunks / f"{i:05d}.timing.json").read_text()) for i in range(n_chunks)]
+    timing = [json.loads((partial / f"{i:05d}.timing.json").read_text()) for i in range(n_chunks)]
     write_parquet(pa.Table.from_pylist(timing), out / "timing.parquet")
+    merged = None
     if accumulate:
-        merged = None
         for i in range(n_chunks):
-            with np.load(chunks / f"{i:05d}.npz") as state:
+            with np.load(partial / f"{i:05d}.npz") as state:
                 acc = TokenCalibration.from_state_dict(dict(state))
             merged = acc if merged is None else merged.merge(acc)
-        assert merged is not None
-        write_npz(merged.state_dict(), out / "token_calibration.npz")
-    outputs = ["records.parquet"] + (["token_calibration.npz"] if accumulate else [])
+    write_npz(merged.state_dict() if merged is not None else {}, out / "token_calibration.npz")
+    outputs = ["records.parquet", "token_calibration.npz"]
     manifest = plan | {"outputs": {name: sha256_file(out / name) for name in outputs}}
     write_json(manifest, out / "manifest.json")

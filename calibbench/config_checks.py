@@ -1,6 +1,9 @@
 """Start-up checks of a workflow configuration: every problem that is visible before a job runs
 is reported then, all at once, each naming its configuration key and the fix.
 
+- `validate_config(config, schema)`: the JSON schema (workflows/schemas/config.schema.yaml), with
+  the allowed recalibration methods and runtimes filled in from their registries (the schema
+  file lists none, so adding a method or runtime edits no schema);
 - `check_config(config)`: offline facts, run on every workflow invocation (dry runs included):
   each model entry (known runtime, exactly one source, known options, the GGUF file or model
   directory exists and is one, a built-in's package installed), each task entry (a known task
@@ -58,6 +61,32 @@ def _raise_all(problems: list[str]) -> None:
 
 
 # Offline checks ---------------------------------------------------------------------------------
+
+
+def schema_with_registries(schema: Path) -> dict[str, Any]:
+    """The configuration schema at `schema` with the registries' names as allowed values."""
+    import yaml
+
+    from calibbench.recalibration.base import all_methods
+
+    data = yaml.safe_load(schema.read_text())
+    data["properties"]["methods"]["items"]["enum"] = list(all_methods())
+    model = data["properties"]["models"]["additionalProperties"]
+    model["properties"]["spec"]["properties"]["runtime"]["enum"] = list(RUNTIMES)
+    return data
+
+
+def validate_config(config: dict[str, Any], schema: Path) -> None:
+    """Check `config` against the schema (see `schema_with_registries`); raises ConfigError with
+    every violation, each naming its key."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema_with_registries(schema))
+    problems = []
+    for error in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path)):
+        key = ".".join(str(p) for p in error.absolute_path) or "(the configuration)"
+        problems.append(f"{key}: {error.message}")
+    _raise_all(problems)
 
 
 def check_config(config: dict[str, Any]) -> None:

@@ -55,9 +55,9 @@ def run_manifest(config: dict[str, Any], results: Path, repo: Path) -> dict[str,
         for p in sorted(results.glob("tasks/*/task.json"))
     }
     models: dict[str, Any] = {}
-    for path in sorted(results.glob("collect/*/*/manifest.json")):
+    for path in sorted(results.glob("collect/*/*/answers/manifest.json")):
         data = json.loads(path.read_text())
-        models.setdefault(path.parent.parent.name, data["model"])
+        models.setdefault(path.parents[2].name, data["model"])
     canonical = json.dumps(config, sort_keys=True)
     return {
         "code": git_state(repo),

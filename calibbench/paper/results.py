@@ -3,7 +3,7 @@
 Layout (every path under the results root):
 
     tasks/{task}/task.json                        task name, kind, n_items, dataset provenance
-    collect/{model}/{task}/manifest.json          model identity, request hash, output hashes
+    collect/{model}/{task}/{answers,followup}/    records, accumulator state, timing, manifest
     graded/{model}/{task}.parquet                 one row per item: correct, confidence signals
     splits/{task}.parquet                         item_id, split
     recalibrate/{model}/{task}/{signal}/{method}.json / .parquet   test summary; test predictions
@@ -70,8 +70,8 @@ class Results:
         """One row per model: model, runtime, family, n_parameters, vocab_size, quantization,
         sha256, logprob_source (from the first collection of each model)."""
         rows = {}
-        for path in sorted(self.root.glob("collect/*/*/manifest.json")):
-            model = path.parent.parent.name
+        for path in sorted(self.root.glob("collect/*/*/answers/manifest.json")):
+            model = path.parents[2].name
             if model in rows:
                 continue
             info = _json(path)["model"]

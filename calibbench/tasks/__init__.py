@@ -18,70 +18,87 @@ Hugging Face hub instead of the offline copy (needs network).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
 
-MULTIPLE_CHOICE = ("mmlu", "arc_easy", "arc_challenge", "openbookqa", "commonsense_qa", "hellaswag")
-OTHER = ("humaneval", "triviaqa", "nq_open", "lm")
-USER = ("user_multiple_choice", "user_qa", "user_code", "user_text")
-TASKS = MULTIPLE_CHOICE + OTHER + USER
+__all__ = ["TASKS", "DatasetInfo", "Task", "TaskType", "get_task", "task_kind"]
 
-#: Confidence signals each task kind grades, in table order; `confidence` is the primary one.
-SIGNALS = {
-    "multiple_choice": ("confidence", "confidence_token_norm"),
-    "qa": ("confidence", "geometric_mean", "min_token_prob", "sampling_agreement", "p_true"),
-    "code": ("confidence", "geometric_mean", "min_token_prob", "sampling_agreement"),
-    "language_modelling": (),
-}
 
-__all__ = ["SIGNALS", "TASKS", "DatasetInfo", "Task", "get_task", "task_kind"]
+@dataclass(frozen=True)
+class TaskType:
+    """A task name of the registry: its kind and how it is built from its options (imported only
+    when a task is built, so listing tasks stays cheap)."""
+
+    name: str
+    kind: str
+    build: Callable[..., Task]
+
+
+def _multiple_choice(name: str, format: str = "cloze", **options: Any) -> Task:
+    from calibbench.tasks.multiple_choice import MultipleChoiceTask
+
+    return MultipleChoiceTask(name, format, **options)
+
+
+def _humaneval(name: str, **options: Any) -> Task:
+    from calibbench.tasks.humaneval import HumanEvalTask
+
+    return HumanEvalTask(**options)
+
+
+def _open_qa(name: str, **options: Any) -> Task:
+    from calibbench.tasks.qa import NQOpenTask, TriviaQATask
+
+    return (TriviaQATask if name == "triviaqa" else NQOpenTask)(**options)
+
+
+def _language_modelling(name: str, **options: Any) -> Task:
+    from calibbench.tasks.language_modelling import LanguageModellingTask
+
+    return LanguageModellingTask(**options)
+
+
+def _user(name: str, **options: Any) -> Task:
+    from calibbench.tasks import user
+
+    return user.build(name, **options)
+
+
+_TYPES = (
+    *(TaskType(n, "multiple_choice", _multiple_choice)
+      for n in ("mmlu", "arc_easy", "arc_challenge", "openbookqa", "commonsense_qa", "hellaswag")),
+    TaskType("humaneval", "code", _humaneval),
+    TaskType("triviaqa", "qa", _open_qa),
+    TaskType("nq_open", "qa", _open_qa),
+    TaskType("lm", "language_modelling", _language_modelling),
+    TaskType("user_multiple_choice", "multiple_choice", _user),
+    TaskType("user_qa", "qa", _user),
+    TaskType("user_code", "code", _user),
+    TaskType("user_text", "language_modelling", _user),
+)  # fmt: skip
+#: Every task name, with its kind and builder.
+REGISTRY: dict[str, TaskType] = {t.name: t for t in _TYPES}
+TASKS = tuple(REGISTRY)
 
 
 def task_kind(name: str) -> str:
     """The kind of task `name` (a registry name), without building the task."""
-    if name in MULTIPLE_CHOICE or name == "user_multiple_choice":
-        return "multiple_choice"
-    if name in ("humaneval", "user_code"):
-        return "code"
-    if name in ("triviaqa", "nq_open", "user_qa"):
-        return "qa"
-    if name in ("lm", "user_text"):
-        return "language_modelling"
-    raise InputError(f"unknown task {name!r}; tasks: {list(TASKS)}")
+    if name not in REGISTRY:
+        raise InputError(f"unknown task {name!r}; tasks: {list(TASKS)}")
+    return REGISTRY[name].kind
 
 
 def get_task(spec: dict[str, Any] | str) -> Task:
     """The task described by `spec` (a name, or a dict with "task" and its options)."""
     spec = {"task": spec} if isinstance(spec, str) else dict(spec)
     name = spec.pop("task", None)
-    if name not in TASKS:
+    if name not in REGISTRY:
         raise InputError(f"unknown task {name!r}; tasks: {list(TASKS)}")
     try:
-        return _build(name, spec)
+        return REGISTRY[name].build(name, **spec)
     except TypeError as exc:
         raise InputError(f"task {name!r}: {exc}") from None
-
-
-def _build(name: str, options: dict[str, Any]) -> Task:
-    if name in MULTIPLE_CHOICE:
-        from calibbench.tasks.multiple_choice import MultipleChoiceTask
-
-        fmt = options.pop("format", "cloze")
-        return MultipleChoiceTask(name, fmt, **options)
-    if name == "humaneval":
-        from calibbench.tasks.humaneval import HumanEvalTask
-
-        return HumanEvalTask(**options)
-    if name in ("triviaqa", "nq_open"):
-        from calibbench.tasks.qa import NQOpenTask, TriviaQATask
-
-        return (TriviaQATask if name == "triviaqa" else NQOpenTask)(**options)
-    if name == "lm":
-        from calibbench.tasks.language_modelling import LanguageModellingTask
-
-        return LanguageModellingTask(**options)
-    from calibbench.tasks import user
-
-    return user.build(name, **options)

@@ -104,13 +104,14 @@ def test_resumed_collection_equals_uninterrupted_one(model, tmp_path):
     whole = collect(model, req, tmp_path / "whole", SETTINGS, progress=False)
     with pytest.raises(Interrupt):
         collect(FailsAfter(model, 3), req, tmp_path / "resumed", SETTINGS, progress=False)
-    chunks = sorted(p.name for p in (tmp_path / "resumed" / "chunks").glob("*.parquet"))
+    chunks = sorted(p.name for p in (tmp_path / "resumed" / "partial").glob("*.parquet"))
     assert chunks == ["00000.parquet", "00001.parquet", "00002.parquet"]
     assert not (tmp_path / "resumed" / "records.parquet").exists()
     calls = FailsAfter(model, 99)
     resumed = collect(calls, req, tmp_path / "resumed", SETTINGS, progress=False)
     assert calls.calls == 99 - 3  # only the three unfinished chunks ran again
     assert files(resumed) == files(whole)
+    assert not (tmp_path / "resumed" / "partial").exists()  # scratch removed once finished
 
 
 def test_killed_process_resumes_to_identical_files(tmp_path):
@@ -121,7 +122,7 @@ def test_killed_process_resumes_to_identical_files(tmp_path):
            "--no-progress", "--out"]  # fmt: skip
     subprocess.run([*cmd, str(tmp_path / "whole")], check=True, timeout=300)
     proc = subprocess.Popen([*cmd, str(tmp_path / "killed")])
-    first = tmp_path / "killed" / "chunks" / "00001.parquet"
+    first = tmp_path / "killed" / "partial" / "00001.parquet"
     deadline = time.time() + 120
     while not first.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.02)
@@ -137,8 +138,19 @@ def test_other_requests_in_the_same_directory_are_refused(model, tmp_path):
     req = loglikelihood_requests(6)
     collect(model, req, tmp_path / "a", SETTINGS, progress=False)
     other = req.assign(continuation=req["continuation"] + "!")
-    with pytest.raises(InputError, match="other requests"):
+    with pytest.raises(InputError, match="finished collection of other requests"):
         collect(model, other, tmp_path / "a", SETTINGS, progress=False)
+    again = collect(model, req, tmp_path / "a", SETTINGS, progress=False)  # finished: kept
+    assert files(again) == files(tmp_path / "a")
+
+
+def test_scratch_of_other_interrupted_requests_is_discarded(model, tmp_path):
+    req = loglikelihood_requests(6)
+    with pytest.raises(Interrupt):
+        collect(FailsAfter(model, 1), req, tmp_path / "a", SETTINGS, progress=False)
+    other = req.assign(continuation=req["continuation"] + "!")
+    out = collect(model, other, tmp_path / "a", SETTINGS, progress=False)
+    assert files(out) == files(collect(model, other, tmp_path / "b", SETTINGS, progress=False))
 
 
 @pytest.mark.parametrize(
@@ -168,7 +180,9 @@ def test_generation_and_scoring_requests(model, tmp_path):
     rec = pq.read_table(out / "records.parquet").to_pandas()
     assert [len(t) for t in rec["texts"]] == [1, 3]
     assert all(len(top) == 3 for c in rec["top_logprobs"][1] for top in c)
-    assert not (out / "token_calibration.npz").exists()
+    with np.load(out / "token_calibration.npz") as state:  # generation feeds no accumulator
+        assert list(state.keys()) == []
+    assert (out / "timing.parquet").is_file() and not (out / "partial").exists()
     score = pd.DataFrame({"request_id": ["s0"], "kind": "score", "text": [sentences(1)[0]]})
     out = collect(model, score, tmp_path / "score", SETTINGS, progress=False)
     rec = pq.read_table(out / "records.parquet").to_pandas()

@@ -79,7 +79,7 @@ def add_collection(root: Path, model: str, task: str, n_parameters: int | None) 
         "vocab_size": 49152,
     }
     write_json(
-        root / "collect" / model / task / "manifest.json",
+        root / "collect" / model / task / "answers" / "manifest.json",
         {
             "kind": "generate",
             "model": info,

@@ -115,7 +115,7 @@ def test_own_gguf_runs_into_its_own_directory_and_leaves_other_runs_alone(
     assert (mine / "paper" / "tables" / "headline.csv").is_file()
     assert "my-model" in (mine / "paper" / "tables" / "headline.csv").read_text()
     assert "runs/mine/paper/paper.html" in proc.stdout  # the summary at the end
-    manifest = mine / "results" / "collect" / "my-model" / "arc_easy" / "manifest.json"
+    manifest = mine / "results" / "collect" / "my-model" / "arc_easy" / "answers" / "manifest.json"
     assert str(tmp_path / "my-model.gguf") in manifest.read_text()
     assert _snapshot(test_run) == before  # the other run's files are untouched
     again = _run(workflow_run, "--cores", "2", "--configfile", "config/test.yaml")
@@ -151,5 +151,5 @@ def test_a_failing_job_is_shown_with_its_rule_and_log(workflow_run, tmp_path):
     config = _starter(workflow_run, broken, "broken")
     proc = _run(workflow_run, "--cores", "2", "--configfile", str(config))
     assert proc.returncode != 0
-    assert "FAILED: collect model=my-model task=arc_easy" in proc.stdout
-    assert "runs/broken/logs/collect/my-model/arc_easy.log" in proc.stdout
+    assert "FAILED: collect model=my-model task=arc_easy requests=answers" in proc.stdout
+    assert "runs/broken/logs/collect/my-model/arc_easy/answers.log" in proc.stdout

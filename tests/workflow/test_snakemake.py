@@ -6,8 +6,12 @@ import os
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
+import yaml
 from conftest import planned_jobs
+
+from calibbench.recalibration import all_methods
 
 pytestmark = pytest.mark.model
 
@@ -65,24 +69,33 @@ def test_second_run_does_nothing_and_says_so(workflow_run, run_snakemake):
     assert "runs/test/paper/paper.html" in proc.stderr  # the run's summary, shown again
 
 
+def _planned_after_editing(module: Path, workflow_run: Path, run_snakemake) -> list[str]:
+    """Snakemake's own listing (lines) of the jobs a dry run plans after `module` is edited.
+    Snakemake reruns on content changes (an input newer by mtime alone, with the same content,
+    does not count), so the source is edited and put back afterwards."""
+    original, stat = module.read_bytes(), module.stat()
+    try:
+        module.write_bytes(original + b"\n# edited by a test\n")
+        proc = run_snakemake(
+            workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n",
+            "--workflow-profile", "none",
+        )  # fmt: skip
+    finally:
+        module.write_bytes(original)
+        os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.splitlines()
+
+
+def _methods_planned(lines: list[str]) -> set[str]:
+    return {line.split("method=")[1].split(",")[0].strip() for line in lines if "method=" in line}
+
+
 def test_editing_one_method_reruns_only_its_jobs_and_the_paper(
     workflow_run, run_snakemake, repo_root
 ):
-    # Snakemake reruns on content changes (an input newer by mtime alone, with the same content,
-    # does not count), so the test edits the method's source and puts it back afterwards.
-    code = repo_root / "calibbench" / "recalibration" / "platt.py"
-    original, stat = code.read_bytes(), code.stat()
-    try:
-        code.write_bytes(original + b"\n# edited by a test\n")
-        proc = run_snakemake(
-            workflow_run, "--cores", "2", "--configfile", "config/test.yaml", "-n",
-            "--workflow-profile", "none",  # Snakemake's own listing of the planned jobs
-        )  # fmt: skip
-    finally:
-        code.write_bytes(original)
-        os.utime(code, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
+    platt = repo_root / "calibbench" / "recalibration" / "methods" / "platt.py"
+    lines = _planned_after_editing(platt, workflow_run, run_snakemake)
     jobs = {line.split()[1].rstrip(":") for line in lines if line.startswith("rule ")}
     assert jobs == {
         "recalibrate",
@@ -93,8 +106,71 @@ def test_editing_one_method_reruns_only_its_jobs_and_the_paper(
         "summary",
         "all",
     }
-    planned = [line for line in lines if "method=" in line]
-    assert planned and all("method=platt" in line for line in planned)
+    assert _methods_planned(lines) == {"platt"}
+
+
+def test_editing_a_shared_module_reruns_the_methods_that_use_it(
+    workflow_run, run_snakemake, repo_root
+):
+    recalibration = repo_root / "calibbench" / "recalibration"
+    # The constant fallback of degenerate data: every scalar calibrator but the raw confidence.
+    lines = _planned_after_editing(recalibration / "degenerate.py", workflow_run, run_snakemake)
+    assert _methods_planned(lines) == {"platt", "isotonic", "histogram", "beta"}
+    # The logistic fit: Platt scaling and beta calibration only.
+    lines = _planned_after_editing(recalibration / "logistic.py", workflow_run, run_snakemake)
+    assert _methods_planned(lines) == {"platt", "beta"}
+    # The metrics every method is scored with: all of them.
+    metrics = repo_root / "calibbench" / "metrics" / "scores.py"
+    lines = _planned_after_editing(metrics, workflow_run, run_snakemake)
+    assert _methods_planned(lines) == set(all_methods())
+
+
+TOY_METHOD = '''"""A toy method written by a test: the confidence moved towards the accuracy."""
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from calibbench.recalibration.base import ScalarCalibrator
+
+
+class ToyShift(ScalarCalibrator):
+    name = "toy_shift"
+    learned: ClassVar[tuple[str, ...]] = ("shift",)
+
+    def _params(self) -> dict[str, Any]:
+        return {}
+
+    def _fit(self, confidence: np.ndarray, correct: np.ndarray) -> None:
+        self.shift_ = float(correct.mean() - confidence.mean())
+
+    def _predict(self, confidence: np.ndarray) -> np.ndarray:
+        return confidence + self.shift_
+'''
+
+
+def test_a_new_method_module_is_all_it_takes(tmp_path, run_snakemake, repo_root):
+    # A method is its module (and its tests): dropped into calibbench/recalibration/methods/, it
+    # is allowed by the schema, planned by the DAG and shown in the paper's tables.
+    module = repo_root / "calibbench" / "recalibration" / "methods" / "toy_shift.py"
+    config = yaml.safe_load((repo_root / "config" / "test.yaml").read_text())
+    config |= {"name": "toy", "methods": ["raw", "platt", "toy_shift"], "bootstrap_resamples": 50,
+               "tasks": {"arc_easy": {"spec": {"task": "arc_easy"}, "limit": 12}}}  # fmt: skip
+    config.pop("calibration_tuning")
+    (tmp_path / "toy.yaml").write_text(yaml.safe_dump(config))
+    refused = run_snakemake(tmp_path, "--cores", "2", "-n", "--configfile", "toy.yaml")
+    assert refused.returncode != 0 and "methods.2: 'toy_shift' is not one of" in refused.stderr
+    try:
+        module.write_text(TOY_METHOD)
+        proc = run_snakemake(tmp_path, "--cores", "2", "--configfile", "toy.yaml")
+    finally:
+        module.unlink()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = pd.read_csv(tmp_path / "runs" / "toy" / "paper" / "tables" / "methods_arc_easy.csv")
+    toy = table[table.method == "toy_shift"]
+    assert len(toy) == 2 and toy["ece"].notna().all()  # both signals, fitted and scored
+    summary = pd.read_csv(tmp_path / "runs" / "toy" / "paper" / "tables" / "methods_summary.csv")
+    assert "toy_shift" in set(summary.method)
 
 
 def test_reproduction_check_passes_and_catches_a_change(

@@ -17,18 +17,30 @@ rule prepare:
         " --out {params.out} > {log} 2>&1"
 
 
+# One collection per model, task and set of requests: the task's own ("answers") or the
+# follow-up requests built from the answers ("followup", P(True) on QA).
+def requests_of(wc):
+    if wc.requests == "answers":
+        return f"{RESULTS}/tasks/{wc.task}/requests.parquet"
+    return f"{RESULTS}/collect/{wc.model}/{wc.task}/followup_requests.parquet"
+
+
 rule collect:
     input:
-        f"{RESULTS}/tasks/{{task}}/requests.parquet",
+        requests_of,
     output:
-        records=f"{RESULTS}/collect/{{model}}/{{task}}/records.parquet",
-        manifest=f"{RESULTS}/collect/{{model}}/{{task}}/manifest.json",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/{{requests}}/records.parquet",
+        state=f"{RESULTS}/collect/{{model}}/{{task}}/{{requests}}/token_calibration.npz",
+        timing=f"{RESULTS}/collect/{{model}}/{{task}}/{{requests}}/timing.parquet",
+        manifest=f"{RESULTS}/collect/{{model}}/{{task}}/{{requests}}/manifest.json",
     params:
-        spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
+        spec=lambda wc: quoted_json(spec(wc.model)),
         out=lambda wc, output: Path(output.records).parent,
+    wildcard_constraints:
+        requests="answers|followup",
     threads: workflow.cores
     log:
-        f"{LOGS}/collect/{{model}}/{{task}}.log",
+        f"{LOGS}/collect/{{model}}/{{task}}/{{requests}}.log",
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
@@ -41,7 +53,7 @@ rule collect:
 rule followup_requests:
     input:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
-        records=f"{RESULTS}/collect/{{model}}/{{task}}/records.parquet",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/answers/records.parquet",
     output:
         f"{RESULTS}/collect/{{model}}/{{task}}/followup_requests.parquet",
     params:
@@ -52,23 +64,3 @@ rule followup_requests:
     shell:
         "calibbench followup --task {params.name} --spec {params.spec} --items {input.task_items}"
         " --records {input.records} --out {output} > {log} 2>&1"
-
-
-rule collect_followup:
-    input:
-        f"{RESULTS}/collect/{{model}}/{{task}}/followup_requests.parquet",
-    output:
-        f"{RESULTS}/collect/{{model}}/{{task}}/followup/records.parquet",
-    params:
-        spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
-        out=lambda wc, output: Path(output[0]).parent,
-    threads: workflow.cores
-    log:
-        f"{LOGS}/collect_followup/{{model}}/{{task}}.log",
-    resources:
-        mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
-        gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
-    shell:
-        "calibbench collect --model {wildcards.model} --spec {params.spec} --requests {input}"
-        " --out {params.out} --chunk-size {config[collect_chunk_size]}"
-        " --n-bins {config[n_bins]} --temperatures {TEMPERATURES} --no-progress > {log} 2>&1"

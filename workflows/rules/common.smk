@@ -5,20 +5,18 @@ import os
 import shlex
 from pathlib import Path
 
-from snakemake.utils import validate
-
-from calibbench.config_checks import check_config, check_services
-from calibbench.models.registry import runtime_of
+from calibbench import plan
+from calibbench.config_checks import check_config, check_services, validate_config
 from calibbench.runs import RUNS, check_owner, record_owner, run_name
-from calibbench.tasks import SIGNALS, get_task, task_kind
+from calibbench.sources import method_sources, module_sources
+from calibbench.tasks import get_task
 
+REPO = Path(workflow.main_snakefile).parent
 # Everything visible before a job runs is checked now: the schema, then model files, task names
 # and options, and which model can run which task. Endpoints, API keys and hub ids are checked
 # once a real run starts (onstart), so a configuration for another machine still dry-runs.
-validate(config, "../schemas/config.schema.yaml")
+validate_config(config, REPO / "workflows" / "schemas" / "config.schema.yaml")
 check_config(config)
-
-REPO = Path(workflow.main_snakefile).parent
 CONFIGFILE = workflow.configfiles[-1] if workflow.configfiles else None
 RUN = run_name(config, workflow.configfiles)
 RUN_DIR = f"{RUNS}/{RUN}"
@@ -44,45 +42,32 @@ onsuccess:
 
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
-SCORES_PROMPTS = {t: get_task(config["tasks"][t]["spec"]).scores_prompts for t in TASKS}
+TASK = {t: get_task(config["tasks"][t]["spec"]) for t in TASKS}
 METHODS = list(config["methods"])
 TEMPERATURES = ",".join(str(t) for t in config["temperatures"])
-# Each method's code is an input of its jobs: editing one method re-runs only its jobs.
-_RECALIBRATION = REPO / "calibbench" / "recalibration"
-METHOD_CODE = {
-    "raw": _RECALIBRATION / "protocol.py",
-    "temperature": _RECALIBRATION / "temperature.py",
-    "platt": _RECALIBRATION / "platt.py",
-    "isotonic": _RECALIBRATION / "isotonic.py",
-    "histogram": _RECALIBRATION / "histogram.py",
-    "beta": _RECALIBRATION / "beta.py",
-}
+# The files each method's results depend on (its module, the protocol, what they import) are
+# inputs of its jobs: editing one reruns exactly the jobs it can change.
+METHOD_CODE = {m: [str(p) for p in method_sources(m)] for m in METHODS}
 
 
 def model_tasks(model):
     return config["models"][model].get("tasks", TASKS)
 
 
-def runtime(model):
-    return runtime_of(model, config["models"][model]["spec"])
-
-
-def kind(task):
-    return task_kind(config["tasks"][task]["spec"]["task"])
+def spec(model):
+    return config["models"][model]["spec"]
 
 
 def has_followup(model, task):
-    """QA asks P(True) after the answers, which needs a model that scores given text."""
-    return kind(task) == "qa" and runtime(model).scores_prompts(config["models"][model]["spec"])
+    return plan.has_followup(model, spec(model), TASK[task])
 
 
 def accumulates(model, task):
-    """Token-level statistics: full distributions of local runtimes, on scored given text."""
-    return SCORES_PROMPTS[task] and runtime(model).full_distributions
+    return plan.accumulates(model, spec(model), TASK[task])
 
 
 def signals(model, task):
-    return [s for s in SIGNALS[kind(task)] if s != "p_true" or has_followup(model, task)]
+    return plan.pair_signals(model, spec(model), TASK[task])
 
 
 PAIRS = [(m, t) for m in MODELS for t in model_tasks(m)]

@@ -7,7 +7,7 @@ def followup_records(wc):
 rule grade:
     input:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
-        records=f"{RESULTS}/collect/{{model}}/{{task}}/records.parquet",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/answers/records.parquet",
         followup=followup_records,
     output:
         f"{RESULTS}/graded/{{model}}/{{task}}.parquet",

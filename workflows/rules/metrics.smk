@@ -18,14 +18,12 @@ rule compare:
 
 rule sweep:
     input:
-        f"{RESULTS}/collect/{{model}}/{{task}}/manifest.json",
+        f"{RESULTS}/collect/{{model}}/{{task}}/answers/token_calibration.npz",
     output:
         sweep=f"{RESULTS}/sweep/{{model}}/{{task}}.parquet",
         temperature=f"{RESULTS}/sweep/{{model}}/{{task}}.temperature.json",
-    params:
-        state=lambda wc, input: Path(input[0]).with_name("token_calibration.npz"),
     log:
         f"{LOGS}/sweep/{{model}}/{{task}}.log",
     shell:
-        "calibbench sweep --state {params.state} --out {output.sweep}"
+        "calibbench sweep --state {input} --out {output.sweep}"
         " --fit {output.temperature} > {log} 2>&1"

@@ -10,7 +10,7 @@ PAPER_INPUTS = dict(
 rule manifest:
     input:
         tasks=expand(f"{RESULTS}/tasks/{{task}}/task.json", task=TASKS),
-        collections=[f"{RESULTS}/collect/{m}/{t}/manifest.json" for m, t in PAIRS],
+        collections=[f"{RESULTS}/collect/{m}/{t}/answers/manifest.json" for m, t in PAIRS],
     output:
         f"{RESULTS}/manifest.json",
     params:

@@ -2,7 +2,7 @@ rule recalibrate:
     input:
         graded=f"{RESULTS}/graded/{{model}}/{{task}}.parquet",
         split=f"{RESULTS}/splits/{{task}}.parquet",
-        code=lambda wc: str(METHOD_CODE[wc.method]),
+        code=lambda wc: METHOD_CODE[wc.method],
     output:
         summary=f"{RESULTS}/recalibrate/{{model}}/{{task}}/{{signal}}/{{method}}.json",
         predictions=f"{RESULTS}/recalibrate/{{model}}/{{task}}/{{signal}}/{{method}}.parquet",
@@ -13,7 +13,7 @@ rule recalibrate:
     shell:
         "calibbench recalibrate --graded {input.graded} --split {input.split}"
         " --confidence {wildcards.signal} --method {wildcards.method} --n-bins {config[n_bins]}"
-        " --bootstrap {config[bootstrap_resamples]} --seed {config[seed]}"
+        " --bootstrap {config[bootstrap_resamples]} --level {config[ci_level]} --seed {config[seed]}"
         " --out {output.summary} --predictions {output.predictions} > {log} 2>&1"
 
 
@@ -22,7 +22,7 @@ rule calibration_tuning:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
         graded=f"{RESULTS}/graded/{{model}}/{{task}}.parquet",
         split=f"{RESULTS}/splits/{{task}}.parquet",
-        code=str(_RECALIBRATION / "calibration_tuning.py"),
+        code=[str(p) for p in module_sources("calibbench.recalibration.calibration_tuning")],
     output:
         summary=f"{RESULTS}/tuning/{{model}}/{{task}}.json",
         adapter=directory(f"{RESULTS}/tuning/{{model}}/{{task}}/adapter"),
@@ -40,5 +40,5 @@ rule calibration_tuning:
         "calibbench tune --model {wildcards.model} --spec {params.spec} --task {params.name}"
         " --items {input.task_items} --graded {input.graded} --split {input.split}"
         " --epochs {params.epochs} --n-bins {config[n_bins]}"
-        " --bootstrap {config[bootstrap_resamples]} --seed {config[seed]}"
+        " --bootstrap {config[bootstrap_resamples]} --level {config[ci_level]} --seed {config[seed]}"
         " --adapter {output.adapter} --out {output.summary} > {log} 2>&1"

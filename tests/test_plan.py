@@ -1,0 +1,54 @@
+"""What the workflow asks the package about a model x task pair, and the signal registry."""
+
+from __future__ import annotations
+
+import pytest
+
+from calibbench import plan
+from calibbench.confidence.signals import SIGNALS, signals
+from calibbench.errors import InputError
+from calibbench.tasks import REGISTRY, get_task
+
+LOCAL = {"runtime": "llamacpp", "builtin": "smollm2-135m"}
+SERVED = {"runtime": "openai", "serve": "smollm2-135m"}
+CHAT = {"runtime": "openai", "base_url": "https://api.openai.com/v1", "endpoint": "chat"}
+VLLM = {"runtime": "openai", "base_url": "http://127.0.0.1:8000/v1"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "followup", "p_true"),
+    [(LOCAL, True, True), (SERVED, False, False), (CHAT, False, False), (VLLM, True, True)],
+)
+def test_qa_follow_up_and_p_true_need_a_model_that_scores_prompts(spec, followup, p_true):
+    qa = get_task("triviaqa")
+    assert plan.has_followup("m", spec, qa) is followup
+    assert ("p_true" in plan.pair_signals("m", spec, qa)) is p_true
+    assert not plan.has_followup("m", spec, get_task("humaneval"))
+
+
+def test_token_statistics_need_full_distributions_and_scored_text():
+    options = get_task("arc_easy")
+    letters = get_task({"task": "arc_easy", "format": "letter", "answer": "first_token"})
+    assert plan.accumulates("m", LOCAL, options) and plan.accumulates("m", LOCAL, get_task("lm"))
+    assert not plan.accumulates("m", LOCAL, letters)  # answers are generated, not scored
+    assert not plan.accumulates("m", VLLM, options)  # an API's top-k only
+    assert not plan.accumulates("m", LOCAL, get_task("triviaqa"))
+
+
+def test_signals_in_table_order_and_known_to_each_task_kind():
+    assert signals("multiple_choice") == ["confidence", "confidence_token_norm"]
+    assert signals("qa") == [
+        "confidence", "geometric_mean", "min_token_prob", "sampling_agreement", "p_true"
+    ]  # fmt: skip
+    assert signals("qa", scores_prompts=False)[-1] == "sampling_agreement"
+    assert signals("code") == ["confidence", "geometric_mean", "min_token_prob",
+                               "sampling_agreement"]  # fmt: skip
+    assert signals("language_modelling") == []
+    with pytest.raises(InputError, match="unknown task kind"):
+        signals("essay")
+    assert len({s.name for s in SIGNALS}) == len(SIGNALS)
+    for name in ("mmlu", "humaneval", "triviaqa"):
+        task = get_task(name)
+        assert task.kind == REGISTRY[name].kind
+        # every signal of its kind is a column its grading documents
+        assert set(signals(task.kind)) <= {"confidence", *task.confidence_columns}

@@ -51,91 +51,119 @@ def _raw(results: Results, metric: str, signal: str = PRIMARY) -> pd.DataFrame:
 
 
 def claims(results: Results) -> list[str]:
-    """Paragraphs testing the seed article's claims on these results."""
-    out = []
+    """Paragraphs testing the seed article's claims on these results, in the paper's order."""
     kinds = results.tasks.set_index("task")["kind"] if not results.tasks.empty else pd.Series()
     over = _raw(results, "overconfidence")
-    if len(over):
-        significant = over[over.low > 0]
-        lines = "; ".join(f"{r.model} on {r.task}: {_ci(r)}" for _, r in over.iterrows())
-        out.append(
-            "**Models claim more than they deliver.** Mean confidence minus accuracy on the test "
-            f"split (primary confidence): {lines}. It is significantly above zero in "
-            f"{len(significant)} of {len(over)} model-task pairs."
-        )
+    return [
+        *_overconfidence_claim(over),
+        _code_claim(results, over, kinds),
+        *_temperature_claims(results),
+        _tuning_claim(results),
+        *_best_method_claim(results),
+        *_kind_claim(results, kinds),
+    ]
+
+
+def _overconfidence_claim(over: pd.DataFrame) -> list[str]:
+    """Mean confidence minus accuracy per model and task (none without results)."""
+    if not len(over):
+        return []
+    significant = over[over.low > 0]
+    lines = "; ".join(f"{r.model} on {r.task}: {_ci(r)}" for _, r in over.iterrows())
+    return [
+        "**Models claim more than they deliver.** Mean confidence minus accuracy on the test "
+        f"split (primary confidence): {lines}. It is significantly above zero in "
+        f"{len(significant)} of {len(over)} model-task pairs."
+    ]
+
+
+def _code_claim(results: Results, over: pd.DataFrame, kinds: pd.Series) -> str:
+    """pavg against the pass rate on code generation, or that no code task ran."""
     code = over[over.task.map(kinds).eq("code")] if len(over) else over
-    if len(code):
-        conf = _raw(results, "mean_confidence")
-        acc = _raw(results, "accuracy")
-        parts = []
-        for _, r in code.iterrows():
-            pavg = conf[(conf.model == r.model) & (conf.task == r.task)].estimate.iloc[0]
-            row = acc[(acc.model == r.model) & (acc.task == r.task)].iloc[0]
-            parts.append(
-                f"{r.model} averages {100 * pavg:.1f} % token probability but passes "
-                f"{100 * row.estimate:.1f} % of the unit tests, over-estimating success by "
-                f"{100 * r.estimate:.1f} points (95 % CI {100 * r.low:.1f}-{100 * r.high:.1f})"
-                + _scored(row)
-            )
-        out.append("**pavg over-estimates success on code generation.** " + "; ".join(parts) + ".")
-    else:
-        out.append("**pavg on code generation:** untested here (no code task in the results).")
+    if not len(code):
+        return "**pavg on code generation:** untested here (no code task in the results)."
+    conf = _raw(results, "mean_confidence")
+    acc = _raw(results, "accuracy")
+    parts = []
+    for _, r in code.iterrows():
+        pavg = conf[(conf.model == r.model) & (conf.task == r.task)].estimate.iloc[0]
+        row = acc[(acc.model == r.model) & (acc.task == r.task)].iloc[0]
+        parts.append(
+            f"{r.model} averages {100 * pavg:.1f} % token probability but passes "
+            f"{100 * row.estimate:.1f} % of the unit tests, over-estimating success by "
+            f"{100 * r.estimate:.1f} points (95 % CI {100 * r.low:.1f}-{100 * r.high:.1f})"
+            + _scored(row)
+        )
+    return "**pavg over-estimates success on code generation.** " + "; ".join(parts) + "."
+
+
+def _temperature_claims(results: Results) -> list[str]:
+    """What the token-level sweeps show: argmax fixed, sampled accuracy moving, the fitted
+    temperatures against 0.7-1.3, Full-ECE against top-1 ECE (none without sweeps)."""
     sweeps, fits = results.sweeps, results.fitted_temperatures
-    if not sweeps.empty:
-        spans = sweeps.groupby(["model", "task"]).agg(
-            argmax=("argmax_accuracy", lambda a: a.max() - a.min()),
-            sampled=("sampled_accuracy", lambda a: a.max() - a.min()),
-            t_min=("temperature", "min"),
-            t_max=("temperature", "max"),
+    if sweeps.empty:
+        return []
+    spans = sweeps.groupby(["model", "task"]).agg(
+        argmax=("argmax_accuracy", lambda a: a.max() - a.min()),
+        sampled=("sampled_accuracy", lambda a: a.max() - a.min()),
+        t_min=("temperature", "min"),
+        t_max=("temperature", "max"),
+    )
+    worst = spans.argmax.max()
+    moved = spans.sampled.min(), spans.sampled.max()
+    out = [
+        "**Temperature changes calibration and sampled accuracy, never the argmax.** Across "
+        f"the temperature grid ({spans.t_min.min():g} to {spans.t_max.max():g}), argmax "
+        f"accuracy moved by at most {worst:.2g} in every model-task sweep, while sampled "
+        f"accuracy (mean probability of the right token) moved by between {moved[0]:.3f} "
+        f"and {moved[1]:.3f}."
+    ]
+    fitted = fits.dropna(subset=["temperature"])
+    if len(fitted):
+        inside = fitted.temperature.between(0.7, 1.3)
+        values = ", ".join(
+            f"{r.model}/{r.task} T = {r.temperature:.2f}" for r in fitted.itertuples()
         )
-        worst = spans.argmax.max()
-        moved = spans.sampled.min(), spans.sampled.max()
         out.append(
-            "**Temperature changes calibration and sampled accuracy, never the argmax.** Across "
-            f"the temperature grid ({spans.t_min.min():g} to {spans.t_max.max():g}), argmax "
-            f"accuracy moved by at most {worst:.2g} in every model-task sweep, while sampled "
-            f"accuracy (mean probability of the right token) moved by between {moved[0]:.3f} "
-            f"and {moved[1]:.3f}."
+            '**"Try temperatures between 0.7 and 1.3."** The NLL-optimal token-level '
+            f"temperatures fitted in one pass are {values}: {int(inside.sum())} of "
+            f"{len(fitted)} fall inside that range."
         )
-        fitted = fits.dropna(subset=["temperature"])
-        if len(fitted):
-            inside = fitted.temperature.between(0.7, 1.3)
-            values = ", ".join(
-                f"{r.model}/{r.task} T = {r.temperature:.2f}" for r in fitted.itertuples()
-            )
-            out.append(
-                '**"Try temperatures between 0.7 and 1.3."** The NLL-optimal token-level '
-                f"temperatures fitted in one pass are {values}: {int(inside.sum())} of "
-                f"{len(fitted)} fall inside that range."
-            )
-        at_one = sweeps[sweeps.temperature == 1.0]
-        if len(at_one):
-            pairs = "; ".join(
-                f"{r.model}/{r.task}: top-1 ECE {r.top1_ece:.3f}, Full-ECE {r.full_ece:.3f}"
-                for r in at_one.itertuples()
-            )
-            out.append(
-                "**Full-ECE sees what top-1 ECE misses.** At T = 1, over whole next-token "
-                f"distributions: {pairs}."
-            )
-    out.append(_tuning_claim(results))
-    best = results.best()
-    if len(best):
-        counts = best.best.fillna("none significantly better").value_counts()
-        tally = ", ".join(f"{name}: {n}" for name, n in counts.items())
-        out.append(
-            "**Which fix works.** Over every model, task and confidence signal, the method with "
-            "the lowest test ECE whose interval lies below the raw confidence's was: "
-            f"{tally} (of {len(best)} cases)."
+    at_one = sweeps[sweeps.temperature == 1.0]
+    if len(at_one):
+        pairs = "; ".join(
+            f"{r.model}/{r.task}: top-1 ECE {r.top1_ece:.3f}, Full-ECE {r.full_ece:.3f}"
+            for r in at_one.itertuples()
         )
-    ece = _raw(results, "ece")
-    if len(ece) and kinds.size:
-        by_kind = ece.assign(kind=ece.task.map(kinds)).groupby(["model", "kind"]).estimate.mean()
-        text = "; ".join(f"{m} {k}: {v:.3f}" for (m, k), v in by_kind.items())
         out.append(
-            f"**Multiple choice against generation.** Mean raw test ECE by task kind: {text}."
+            "**Full-ECE sees what top-1 ECE misses.** At T = 1, over whole next-token "
+            f"distributions: {pairs}."
         )
     return out
+
+
+def _best_method_claim(results: Results) -> list[str]:
+    """How often each method was the best one (none without comparisons)."""
+    best = results.best()
+    if not len(best):
+        return []
+    counts = best.best.fillna("none significantly better").value_counts()
+    tally = ", ".join(f"{name}: {n}" for name, n in counts.items())
+    return [
+        "**Which fix works.** Over every model, task and confidence signal, the method with "
+        "the lowest test ECE whose interval lies below the raw confidence's was: "
+        f"{tally} (of {len(best)} cases)."
+    ]
+
+
+def _kind_claim(results: Results, kinds: pd.Series) -> list[str]:
+    """Mean raw test ECE by model and task kind (none without results)."""
+    ece = _raw(results, "ece")
+    if not (len(ece) and kinds.size):
+        return []
+    by_kind = ece.assign(kind=ece.task.map(kinds)).groupby(["model", "kind"]).estimate.mean()
+    text = "; ".join(f"{m} {k}: {v:.3f}" for (m, k), v in by_kind.items())
+    return [f"**Multiple choice against generation.** Mean raw test ECE by task kind: {text}."]
 
 
 def _tuning_claim(results: Results) -> str:

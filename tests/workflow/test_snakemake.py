@@ -22,7 +22,7 @@ def configured(tmp_path: Path, repo_root: Path) -> Path:
     return tmp_path
 
 
-STAGES = ("prepare", "collect", "collect_followup", "grade", "split", "recalibrate", "compare",
+STAGES = ("prepare", "collect", "followup_requests", "grade", "split", "recalibrate", "compare",
           "sweep", "calibration_tuning", "manifest", "paper_tables", "paper_figures",
           "paper_document")  # fmt: skip
 
@@ -159,7 +159,8 @@ def test_a_new_method_module_is_all_it_takes(tmp_path, run_snakemake, repo_root)
     config.pop("calibration_tuning")
     (tmp_path / "toy.yaml").write_text(yaml.safe_dump(config))
     refused = run_snakemake(tmp_path, "--cores", "2", "-n", "--configfile", "toy.yaml")
-    assert refused.returncode != 0 and "methods.2: 'toy_shift' is not one of" in refused.stderr
+    output = refused.stdout + refused.stderr  # a dry run's display goes to stdout
+    assert refused.returncode != 0 and "methods.2: 'toy_shift' is not one of" in output
     try:
         module.write_text(TOY_METHOD)
         proc = run_snakemake(tmp_path, "--cores", "2", "--configfile", "toy.yaml")

@@ -33,6 +33,23 @@ include: "workflows/rules/metrics.smk"
 include: "workflows/rules/paper.smk"
 
 
+# On a cluster (profiles/slurm) only collection, grading and calibration-tuning are jobs of
+# their own (the ~1 s recalibrations go in groups); everything else runs where Snakemake runs.
+localrules:
+    all,
+    prepare,
+    split,
+    followup_requests,
+    sweep,
+    manifest,
+    paper_tables,
+    paper_figures,
+    paper_document,
+    reproduction,
+    summary,
+    reproduce,
+
+
 rule all:
     input:
         f"{RUN_DIR}/summary.md",

@@ -12,6 +12,7 @@ rule prepare:
         f"{LOGS}/prepare/{{task}}.log",
     resources:
         mem_mb=2000,
+        runtime=30,
     shell:
         "calibbench prepare --task {params.name} --spec {params.spec} --limit {params.limit}"
         " --out {params.out} > {log} 2>&1"
@@ -38,12 +39,13 @@ rule collect:
         out=lambda wc, output: Path(output.records).parent,
     wildcard_constraints:
         requests="answers|followup",
-    threads: workflow.cores
+    threads: lambda wc: model_threads(wc.model)
     log:
         f"{LOGS}/collect/{{model}}/{{task}}/{{requests}}.log",
     resources:
         mem_mb=lambda wc: config["models"][wc.model].get("mem_mb", 6000),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
+        runtime=lambda wc: config["models"][wc.model].get("collect_minutes", 720),
     shell:
         "calibbench collect --model {wildcards.model} --spec {params.spec} --requests {input}"
         " --out {params.out} --chunk-size {config[collect_chunk_size]}"

@@ -50,6 +50,12 @@ TEMPERATURES = ",".join(str(t) for t in config["temperatures"])
 METHOD_CODE = {m: [str(p) for p in method_sources(m)] for m in METHODS}
 
 
+def model_threads(model):
+    """CPUs of a model's heavy jobs (collect, grade, tuning): its entry's `threads`, else
+    --cores (all of a local run's; per job on a cluster, where the profile sets it)."""
+    return config["models"][model].get("threads", workflow.cores)
+
+
 def model_tasks(model):
     return config["models"][model].get("tasks", TASKS)
 

@@ -15,9 +15,11 @@ rule grade:
         name=lambda wc: task_spec(wc)[0],
         spec=lambda wc: task_spec(wc)[1],
         followup=lambda wc, input: f"--followup-records {input.followup}" if input.followup else "",
-    threads: workflow.cores
+    threads: lambda wc: model_threads(wc.model)
     log:
         f"{LOGS}/grade/{{model}}/{{task}}.log",
+    resources:
+        runtime=120,
     shell:
         "calibbench grade --task {params.name} --spec {params.spec} --items {input.task_items}"
         " --records {input.records} {params.followup} --out {output} > {log} 2>&1"

@@ -10,6 +10,7 @@ rule recalibrate:
         f"{LOGS}/recalibrate/{{model}}/{{task}}/{{signal}}/{{method}}.log",
     resources:
         mem_mb=1000,
+        runtime=2,
     shell:
         "calibbench recalibrate --graded {input.graded} --split {input.split}"
         " --confidence {wildcards.signal} --method {wildcards.method} --n-bins {config[n_bins]}"
@@ -30,12 +31,13 @@ rule calibration_tuning:
         spec=lambda wc: quoted_json(config["models"][wc.model]["spec"]),
         name=lambda wc: config["tasks"][wc.task]["spec"]["task"],
         epochs=config.get("calibration_tuning", {}).get("epochs", 3),
-    threads: workflow.cores
+    threads: lambda wc: model_threads(wc.model)
     log:
         f"{LOGS}/tuning/{{model}}/{{task}}.log",
     resources:
         mem_mb=lambda wc: max(8000, config["models"][wc.model].get("mem_mb", 0)),
         gpu=lambda wc: config["models"][wc.model].get("gpu", 0),
+        runtime=480,
     shell:
         "calibbench tune --model {wildcards.model} --spec {params.spec} --task {params.name}"
         " --items {input.task_items} --graded {input.graded} --split {input.split}"

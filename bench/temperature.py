@@ -7,7 +7,7 @@ In one run, on the same synthetic LLM-like logits (targets drawn from a softer d
 the logits state, so the best T is above 1):
 
 - calibbench, streamed: one `TokenCalibration` pass at a temperature grid (never holding more
-  than one chunk of probabilities), then `TemperatureScaler.fit_token_stats`; "+ confirm" adds
+  than one chunk of probabilities), then `TokenTemperatureScaler.fit`; "+ confirm" adds
   the optional second pass at the fitted T and its Newton step; "fit only" is the fit from
   statistics a collection has already accumulated (the usual case in the workflow);
 - torch LBFGS (strong Wolfe line search) on the full in-memory NLL, `cross_entropy(z / T, y)`;
@@ -64,12 +64,12 @@ def method(name: str, z: np.ndarray, y: np.ndarray):
     v = z.shape[1]
     if name.startswith("calibbench"):
         from calibbench.metrics.token import TokenCalibration
-        from calibbench.recalibration.temperature import TemperatureScaler
+        from calibbench.recalibration.token_temperature import TokenTemperatureScaler
 
         def run() -> dict[str, float]:
             acc = TokenCalibration(v, temperatures=FIT_GRID)
             acc.update(z, y)
-            scaler = TemperatureScaler().fit_token_stats(acc.compute())
+            scaler = TokenTemperatureScaler().fit(acc.compute())
             if name.endswith("confirm"):
                 again = TokenCalibration(v, temperatures=(scaler.temperature_,))
                 again.update(z, y)
@@ -80,7 +80,7 @@ def method(name: str, z: np.ndarray, y: np.ndarray):
             acc = TokenCalibration(v, temperatures=FIT_GRID)
             acc.update(z, y)
             stats = acc.compute()
-            return lambda: {"T": TemperatureScaler().fit_token_stats(stats).temperature_}
+            return lambda: {"T": TokenTemperatureScaler().fit(stats).temperature_}
         return run
     if name == "torch LBFGS":
         import torch

@@ -34,6 +34,8 @@ def test_temperature_benchmark_runs_and_agrees_with_the_exact_fit():
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| quick")]
     by_method = {cells[1].strip(): cells for cells in rows}
     assert {"calibbench streamed", "torch LBFGS", "scipy exact"} <= set(by_method)
+    failed = {m: cells[-1].strip() for m, cells in by_method.items() if cells[-1].strip()}
+    assert not failed, failed
     assert float(by_method["calibbench streamed"][6]) < 1e-3  # |T - T*| / T*
 
 

@@ -7,13 +7,17 @@ counts are int64; NLL in nats; higher confidence = more confident.
 
 from calibbench.metrics.binned import (
     Reliability,
+    adaptive_calibration_error,
     classwise_ece,
     ece,
+    helm_ece,
     mce,
     reliability,
+    rms_calibration_error,
     top_label_ece,
 )
 from calibbench.metrics.bootstrap import BootstrapCI, bootstrap_ci
+from calibbench.metrics.rejection import aurac, prr
 from calibbench.metrics.scores import (
     accuracy,
     aurc,
@@ -24,6 +28,7 @@ from calibbench.metrics.scores import (
     nll,
     overconfidence,
 )
+from calibbench.metrics.smooth import smooth_ece
 from calibbench.metrics.summary import answer_summary
 from calibbench.metrics.token import TokenCalibration, TokenMetrics, full_ece
 
@@ -33,7 +38,9 @@ __all__ = [
     "TokenCalibration",
     "TokenMetrics",
     "accuracy",
+    "adaptive_calibration_error",
     "answer_summary",
+    "aurac",
     "aurc",
     "auroc",
     "bootstrap_ci",
@@ -41,11 +48,15 @@ __all__ = [
     "classwise_ece",
     "ece",
     "full_ece",
+    "helm_ece",
     "mce",
     "multiclass_brier",
     "multiclass_nll",
     "nll",
     "overconfidence",
+    "prr",
     "reliability",
+    "rms_calibration_error",
+    "smooth_ece",
     "top_label_ece",
 ]

@@ -1,5 +1,6 @@
-"""Binned calibration metrics: reliability-diagram data, ECE (l1 / l2 / max) and MCE, and the
-top-label and class-wise ECE of probability matrices.
+"""Binned calibration metrics: reliability-diagram data, ECE (l1 / l2 / max) and MCE, the
+top-label and class-wise ECE of probability matrices, and the equal-mass variants of other
+benchmarks (adaptive and RMS calibration error, HELM's 10-bin ECE), each with its own binning.
 
 Answer-level inputs are `confidence` (the probability that the answer is correct, in [0, 1]) and
 `correct` (bool), both of shape (..., N): the last axis holds N predictions and leading axes are
@@ -72,24 +73,45 @@ def _check_norm(norm: str) -> None:
         raise InputError(f"norm: expected one of {NORMS}, got {norm!r}")
 
 
-def _bin_sums(
-    confidence: np.ndarray, correct: np.ndarray, n_bins: int, binning: Binning
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Edges and per-bin (count, confidence sum, hit count), each (..., B); counts int64.
+def _sums_in_bins(
+    confidence: np.ndarray, correct: np.ndarray, bins: np.ndarray, n_bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-bin (count, confidence sum, hit count), each (..., B), of predictions (..., N) whose
+    bin indices in [0, B) are `bins`; counts int64.
 
     All batch rows are binned with one `np.bincount` over the flat index row * B + bin.
     """
-    edges = bin_edges(confidence, n_bins, binning)
     lead = confidence.shape[:-1]
     rows = math.prod(lead)
-    bins = assign_bins(confidence, edges).reshape(rows, -1)
-    flat = (np.arange(rows, dtype=np.int64)[:, None] * n_bins + bins).ravel()
+    flat = (np.arange(rows, dtype=np.int64)[:, None] * n_bins + bins.reshape(rows, -1)).ravel()
     size = rows * n_bins
     count = np.bincount(flat, minlength=size).astype(np.int64, copy=False)
     conf_sum = np.bincount(flat, weights=confidence.ravel(), minlength=size)
     hits = np.bincount(flat[correct.ravel()], minlength=size).astype(np.int64, copy=False)
     shape = (*lead, n_bins)
-    return edges, count.reshape(shape), conf_sum.reshape(shape), hits.reshape(shape)
+    return count.reshape(shape), conf_sum.reshape(shape), hits.reshape(shape)
+
+
+def _bin_sums(
+    confidence: np.ndarray, correct: np.ndarray, n_bins: int, binning: Binning
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Edges and per-bin (count, confidence sum, hit count), each (..., B); counts int64."""
+    edges = bin_edges(confidence, n_bins, binning)
+    bins = assign_bins(confidence, edges)
+    return edges, *_sums_in_bins(confidence, correct, bins, n_bins)
+
+
+def _norm_of_gaps(
+    count: np.ndarray, conf_sum: np.ndarray, hits: np.ndarray, n: int, norm: Norm
+) -> np.ndarray:
+    """Count-weighted l1 / l2 norm, or the max, of the per-bin gaps |acc_b - conf_b|: (...)."""
+    gap_mass = np.abs(hits - conf_sum)  # n_b * |acc_b - conf_b|
+    if norm == "l1":
+        return gap_mass.sum(axis=-1) / n
+    gap = gap_mass / np.maximum(count, 1)  # |acc_b - conf_b|; 0 for empty bins
+    if norm == "l2":
+        return np.sqrt((count * gap**2).sum(axis=-1) / n)
+    return gap.max(axis=-1)
 
 
 def _ece(
@@ -99,14 +121,7 @@ def _ece(
     _check_norm(norm)
     n_bins = check_n_bins(n_bins)
     _, count, conf_sum, hits = _bin_sums(confidence, correct, n_bins, binning)
-    n = confidence.shape[-1]
-    gap_mass = np.abs(hits - conf_sum)  # n_b * |acc_b - conf_b|
-    if norm == "l1":
-        return gap_mass.sum(axis=-1) / n
-    gap = gap_mass / np.maximum(count, 1)  # |acc_b - conf_b|; 0 for empty bins
-    if norm == "l2":
-        return np.sqrt((count * gap**2).sum(axis=-1) / n)
-    return gap.max(axis=-1)
+    return _norm_of_gaps(count, conf_sum, hits, confidence.shape[-1], norm)
 
 
 def reliability(
@@ -207,3 +222,85 @@ def classwise_ece(
     k = p.shape[1]
     outcomes = y[None, :] == np.arange(k)[:, None]
     return float(_ece(np.ascontiguousarray(p.T), outcomes, n_bins, binning, norm).mean())
+
+
+def _adaptive_bins(confidence: np.ndarray, n_bins: int) -> np.ndarray:
+    """Bin indices (..., N) in [0, B) of the adaptive binning of Nixon et al. (2019).
+
+    As in uncertainty-metrics' `get_adaptive_bins` (the reference implementation of ACE): with the
+    confidences sorted, s, the lower edge of bin b is s[round(b·N/B)] (numpy's round, capped at
+    N - 1), and bin b holds p with s[round(b·N/B)] <= p < s[round((b+1)·N/B)]. Bins hold N/B
+    predictions each, give or take one, except that ties never straddle an edge (they all go into
+    the higher bin), which can leave bins empty.
+    """
+    n = confidence.shape[-1]
+    at = np.minimum(np.round(np.linspace(0, n, n_bins, endpoint=False)).astype(np.int64), n - 1)
+    lower = np.sort(confidence, axis=-1)[..., at[1:]]  # (..., B - 1) inner edges
+    return (confidence[..., :, None] >= lower[..., None, :]).sum(axis=-1, dtype=np.int64)
+
+
+def _adaptive_ce(c: np.ndarray, y: np.ndarray, n_bins: int, norm: Norm) -> np.ndarray:
+    """Adaptive calibration error of validated (..., N) arrays, shape (...)."""
+    count, conf_sum, hits = _sums_in_bins(c, y, _adaptive_bins(c, n_bins), n_bins)
+    return _norm_of_gaps(count, conf_sum, hits, c.shape[-1], norm)
+
+
+def adaptive_calibration_error(
+    confidence: ArrayLike, correct: ArrayLike, n_bins: int = 15, norm: Norm = "l1"
+) -> float | np.ndarray:
+    """Adaptive (equal-mass) calibration error of (..., N) inputs (Nixon et al. 2019, ACE).
+
+    Σ_b (n_b/N)·|acc_b - conf_b| over the adaptive bins of `_adaptive_bins` (equal counts, so the
+    weights are ≈ 1/B, the paper's average over ranges). This is uncertainty-metrics'
+    `gce(binning_scheme="adaptive", max_prob=True, class_conditional=False)` applied to the answer
+    confidences, i.e. ACE restricted to the top label. "l2" gives the root-mean-square version,
+    "max" the largest gap over non-empty bins. It differs from `ece(binning="mass")` only in the
+    edges: sorted values here, interpolated quantiles there.
+    Raises InputError for invalid arrays or a bad `n_bins` or `norm`.
+    """
+    c, y = as_answer_pair(confidence, correct)
+    _check_norm(norm)
+    return scalar_or_array(_adaptive_ce(c, y, check_n_bins(n_bins), norm))
+
+
+def rms_calibration_error(
+    confidence: ArrayLike, correct: ArrayLike, bin_size: int = 100
+) -> float | np.ndarray:
+    """Root-mean-square calibration error (Nguyen & O'Connor 2015; Hendrycks et al. 2019, used
+    for MMLU): sqrt(Σ_b (n_b/N)·(acc_b - conf_b)²) over adaptive bins of about `bin_size`
+    predictions, B = max(1, N // bin_size).
+
+    As uncertainty-metrics' RMSCE (`gce(..., norm="l2", datapoints_per_bin=100)`), which keeps every
+    bin; Hendrycks' `calib_err` loop leaves out the last bin. Fewer than `bin_size` predictions give
+    one bin, |mean confidence - accuracy|. Raises InputError for invalid arrays or a `bin_size`
+    that is not a positive integer.
+    """
+    c, y = as_answer_pair(confidence, correct)
+    try:
+        bin_size = check_n_bins(bin_size)
+    except InputError:
+        raise InputError(f"bin_size: expected a positive integer, got {bin_size!r}") from None
+    return scalar_or_array(_adaptive_ce(c, y, max(1, c.shape[-1] // bin_size), "l2"))
+
+
+def helm_ece(confidence: ArrayLike, correct: ArrayLike, n_bins: int = 10) -> float | np.ndarray:
+    """HELM's equal-mass ECE (`ece_10_bin` with the default 10 bins) of (..., N) inputs.
+
+    HELM calls `calibration.get_ece_em(max_probs, correct, num_bins=10)` from
+    uncertainty-calibration (Kumar et al. 2019). Its binning: B' = min(B, N); the sorted
+    confidences are split into B' consecutive runs by `np.array_split` (the first N mod B' runs one
+    longer); the boundary between runs is the midpoint of the last value of one and the first of the
+    next; a value equal to a boundary goes into the lower bin (`np.searchsorted`, side "left"), so
+    ties straddling a split all go into the lower bin. Then Σ_b (n_b/N)·|acc_b - conf_b|.
+    Raises InputError for invalid arrays or a bad `n_bins`.
+    """
+    c, y = as_answer_pair(confidence, correct)
+    n = c.shape[-1]
+    runs = min(check_n_bins(n_bins), n)
+    size, extra = divmod(n, runs)
+    starts = np.arange(1, runs) * size + np.minimum(np.arange(1, runs), extra)
+    s = np.sort(c, axis=-1)
+    bounds = (s[..., starts - 1] + s[..., starts]) / 2.0  # (..., B' - 1)
+    bins = (c[..., :, None] > bounds[..., None, :]).sum(axis=-1, dtype=np.int64)
+    count, conf_sum, hits = _sums_in_bins(c, y, bins, runs)
+    return scalar_or_array(_norm_of_gaps(count, conf_sum, hits, n, "l1"))

@@ -2,10 +2,12 @@
 # run directory runs/<name>/ and ends with that run's paper and a summary. Wiring only: each rule
 # is a thin call into the calibbench CLI.
 #   collect: prepare, collect, followup_requests, collect_followup
+#   lm_eval: lm_eval_task, lm_eval_graded (tasks of lm-eval logs, read instead of collected)
 #   grade:   grade
 #   split:   split
 #   recalibrate: recalibrate (one job per method), calibration_tuning
 #   metrics: compare (per-method test metrics, best method), sweep (token-level temperatures)
+#   monitor: baseline_comparison, history, dashboard (by the `monitor:` keys)
 #   paper:   manifest, paper_tables, paper_figures, paper_document, reproduction, summary;
 #            `snakemake reproduce` fails unless the tables match the configured reference
 
@@ -26,10 +28,12 @@ wildcard_constraints:
 
 include: "workflows/rules/common.smk"
 include: "workflows/rules/collect.smk"
+include: "workflows/rules/lm_eval.smk"
 include: "workflows/rules/grade.smk"
 include: "workflows/rules/split.smk"
 include: "workflows/rules/recalibrate.smk"
 include: "workflows/rules/metrics.smk"
+include: "workflows/rules/monitor.smk"
 include: "workflows/rules/paper.smk"
 
 
@@ -38,6 +42,8 @@ include: "workflows/rules/paper.smk"
 localrules:
     all,
     prepare,
+    lm_eval_task,
+    lm_eval_graded,
     split,
     followup_requests,
     sweep,

@@ -156,38 +156,48 @@ def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
     return rows
 
 
-def bench_gpu(docs: list[str]) -> list[dict[str, Any]]:
-    """bf16 scoring on CUDA: batch 32 vs batch 1, and the accumulator's share of a step."""
+def accumulator_share(
+    name: str, docs: list[str], device: str, sizes: Sequence[int] = (1, 32), repeats: int = 3
+) -> list[dict[str, Any]]:
+    """Teacher-forced scoring of `docs` on `device` (bf16 on CUDA, float32 on the CPU) at each
+    batch size, with and without the token-level accumulator at TEMPS: the accumulator's share
+    of a step is the difference between the two."""
     import torch
 
     from calibbench.metrics.token import TokenCalibration
     from calibbench.models.hf import HFModel
 
-    model = HFModel.builtin("gemma3-270m", device="cuda", dtype=torch.bfloat16)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    model = HFModel.builtin(name, device=device, dtype=dtype)
     hf, tok = model.model, model.tokenizer
     tok.padding_side = "right"
-    batch = tok(docs[:32], return_tensors="pt", padding=True, truncation=True, max_length=256)
-    batch = {k: v.cuda() for k, v in batch.items()}
-    n_tokens = int(batch["attention_mask"].sum()) - 32
-    rows = []
+    n = len(docs)
+    batch = tok(docs, return_tensors="pt", padding=True, truncation=True, max_length=256)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    n_tokens = int(batch["attention_mask"].sum()) - n
+    label = f"hf {device} {str(dtype).removeprefix('torch.')}"
 
     @torch.inference_mode()
     def step(size: int, accumulate: bool) -> None:
         acc = TokenCalibration(hf.config.vocab_size, temperatures=TEMPS) if accumulate else None
-        for s in range(0, 32, size):
+        for s in range(0, n, size):
             mask = batch["attention_mask"][s : s + size]
             logits = hf(input_ids=batch["input_ids"][s : s + size], attention_mask=mask).logits
             if acc is not None:
                 keep = mask[:, 1:].bool()
                 acc.update(logits[:, :-1][keep], batch["input_ids"][s : s + size, 1:][keep])
-        torch.cuda.synchronize()
+        if device == "cuda":
+            torch.cuda.synchronize()
 
-    for size in (1, 32):
-        for accumulate in (False, True):
-            step(size, accumulate)
-            seconds = timed(lambda s=size, a=accumulate: step(s, a), 3)
-            label = f"batch {size}" + (" + accumulator" if accumulate else "")
-            rows.append(row("gemma3-270m", "hf cuda bf16", label, n_tokens, seconds))
+    rows = []
+    for size in sizes:
+        step(size, True)  # warm-up
+        times = interleaved([(a, lambda s=size, a=a: step(s, a)) for a in (False, True)], repeats)
+        for accumulate, seconds in times.items():
+            method = f"batch {size}" + (" + accumulator" if accumulate else "")
+            rows.append(row(name, label, method, n_tokens, seconds))
+        rows[-1]["accumulator share %"] = 100.0 * (1.0 - times[False] / times[True])
+    model.close()
     return rows
 
 
@@ -208,7 +218,7 @@ def main() -> None:
         import torch
 
         if torch.cuda.is_available() and not args.quick:
-            rows += bench_gpu(texts(64))
+            rows += accumulator_share("gemma3-270m", texts(64), "cuda")
     except ImportError:
         pass
     bare = {
@@ -218,7 +228,16 @@ def main() -> None:
         base = bare.get((r["model"], r["runtime"]))
         if base and not r["method"].startswith("bare"):
             r["overhead %"] = 100.0 * (r["seconds"] / base - 1.0)
-    columns = ("model", "runtime", "method", "tokens", "seconds", "tokens/s", "overhead %")
+    columns = (
+        "model",
+        "runtime",
+        "method",
+        "tokens",
+        "seconds",
+        "tokens/s",
+        "overhead %",
+        "accumulator share %",
+    )
     table = markdown_table(rows, columns)
     print(table)
     notes = (

@@ -13,6 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from calibbench.artifacts import write_json, write_parquet
+from calibbench.cli_lmeval import (
+    _args_from_lm_eval,
+    _args_lm_eval_task,
+    _args_lm_eval_yaml,
+    _cmd_from_lm_eval,
+    _cmd_lm_eval_task,
+    _cmd_lm_eval_yaml,
+)
+from calibbench.cli_monitor import _args_monitor, _cmd_monitor
 from calibbench.errors import InputError
 
 
@@ -267,7 +276,12 @@ def _cmd_paper(args: argparse.Namespace) -> None:
     else:
         from calibbench.paper.document import write_document
 
-        write_document(results, args.tables, args.figures, args.out, args.html)
+        comparison = None
+        if args.baseline_comparison is not None:
+            from calibbench.monitor.compare import read_comparison
+
+            comparison = read_comparison(args.baseline_comparison)
+        write_document(results, args.tables, args.figures, args.out, args.html, comparison)
 
 
 def _cmd_tune(args: argparse.Namespace) -> None:
@@ -442,10 +456,28 @@ def _args_paper(p: argparse.ArgumentParser) -> None:
     p.add_argument("--figures", type=Path, help="figures folder (document)")
     p.add_argument("--reference", type=Path, help="committed tables to compare with (check)")
     p.add_argument("--html", type=Path, help="also render the document as HTML (document)")
+    p.add_argument("--baseline-comparison", type=Path,
+                   help="`monitor compare` output: the document's baseline section")  # fmt: skip
     p.add_argument("--status", type=Path, help="also write the check's outcome as JSON (check)")
     p.add_argument("--report-only", action="store_true",
                    help="exit 0 even when tables differ (check)")  # fmt: skip
     p.add_argument("--out", type=Path, required=True)
+
+
+def _args_model_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", help="a built-in model, e.g. smollm2-135m")
+    p.add_argument("--hf", action="store_true", help="its transformers directory (converted once)")
+
+
+def _cmd_model_path(args: argparse.Namespace) -> None:
+    from calibbench.models.builtin import gguf_path
+
+    path = gguf_path(args.name)
+    if args.hf:
+        from calibbench.models.hf import dequantised_dir
+
+        path = dequantised_dir(path)
+    print(path)
 
 
 def _args_init(p: argparse.ArgumentParser) -> None:
@@ -493,6 +525,31 @@ COMMANDS = (
     ("paper", "tables, figures, document, reproduction check", _args_paper, _cmd_paper),
     ("init", "write a starter configuration for your own model", _args_init, _cmd_init),
     ("summary", "the one-screen summary of a finished run", _args_summary, _cmd_summary),
+    (
+        "from-lm-eval",
+        "calibration report of an lm-eval run written with --log_samples",
+        _args_from_lm_eval,
+        _cmd_from_lm_eval,
+    ),
+    (
+        "lm-eval-task",
+        "one task of an lm-eval run as the workflow's graded and items files",
+        _args_lm_eval_task,
+        _cmd_lm_eval_task,
+    ),
+    (
+        "lm-eval-yaml",
+        "a multiple-choice task (offline data) as lm-eval task YAML files",
+        _args_lm_eval_yaml,
+        _cmd_lm_eval_yaml,
+    ),
+    ("model-path", "where a built-in model's files are", _args_model_path, _cmd_model_path),
+    (
+        "monitor",
+        "calibration over time: compare runs, watch a prediction log, dashboard",
+        _args_monitor,
+        _cmd_monitor,
+    ),
 )
 
 

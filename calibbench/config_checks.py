@@ -10,6 +10,8 @@ is reported then, all at once, each naming its configuration key and the fix.
   whose options the task accepts, its data file readable), which tasks each model runs (known,
   and possible for the model: log-likelihood tasks need a model that can score prompts) and the
   calibration-tuning entries.
+- `check_monitor(config, run_dir)`: the `monitor:` baseline is an earlier run that exists, holds
+  graded items and shares a model x task with the configuration;
 - `check_services(config)`: what needs the network or a secret, run once before a real run
   starts (never for dry runs, so a configuration for other machines still plans): API keys are
   set, endpoints answer and serve the named model, hub ids exist and are accessible (with
@@ -102,7 +104,21 @@ def check_config(config: dict[str, Any]) -> None:
         _check_model(model, entry, problems)
         _check_model_tasks(model, entry, config, tasks, problems)
     _check_tuning(config, {n: t.kind for n, t in tasks.items()}, problems)
+    _check_lm_eval(config, problems)
     _raise_all(problems)
+
+
+def _check_lm_eval(config: dict[str, Any], problems: list[str]) -> None:
+    """Entries of `lm_eval:`: names apart from the models', logs that hold their tasks."""
+    from calibbench.lmeval.workflow import PREFIX, check_entry
+
+    for name, entry in config.get("lm_eval", {}).items():
+        if name in config.get("models", {}):
+            problems.append(f"lm_eval.{name}: also the name of an entry of models; rename one")
+        problems.extend(check_entry(name, entry))
+    for name in config.get("tasks", {}):
+        if name.startswith(PREFIX):
+            problems.append(f"tasks.{name}: names starting with {PREFIX!r} are lm-eval logs' tasks")
 
 
 def _check_task(name: str, entry: dict[str, Any], problems: list[str]) -> Task | None:
@@ -289,6 +305,34 @@ def _check_tuning(config: dict[str, Any], kinds: dict[str, str], problems: list[
                 f"calibration_tuning.tasks: {task!r} is a {kinds[task]} task; calibration-tuning "
                 "needs multiple choice or QA"
             )
+
+
+def check_monitor(config: dict[str, Any], run_dir: Path) -> None:
+    """The `monitor:` keys of a configuration that runs into `run_dir`: its baseline is an
+    earlier run (not `run_dir` itself) that holds graded items and shares at least one model x
+    task with this configuration. Raises ConfigError naming `monitor.baseline`."""
+    baseline = (config.get("monitor") or {}).get("baseline")
+    if baseline is None:
+        return
+    path = Path(baseline)
+    root = path / "results" if (path / "results" / "graded").is_dir() else path
+    graded = sorted(root.glob("graded/*/*.parquet"))
+    if not graded:
+        _raise_all([f"monitor.baseline: {baseline} holds no graded items (graded/ or "
+                     "results/graded/); give an earlier run directory (runs/<name>), a history "
+                     "entry (runs/<name>/history/<date>) or a results folder"])  # fmt: skip
+    if root.resolve() in (run_dir.resolve(), (run_dir / "results").resolve()):
+        _raise_all([f"monitor.baseline: {baseline} is this run's own directory; compare with an "
+                    "earlier run, such as a dated entry of its history"])  # fmt: skip
+    models = config.get("models", {})
+    tasks = list(config.get("tasks", {}))
+    pairs = {(m, t) for m, entry in models.items() for t in entry.get("tasks", tasks)}
+    found = {(g.parent.name, g.stem) for g in graded}
+    lm_eval = set(config.get("lm_eval", {}))
+    if not found & pairs and not any(m in lm_eval for m, _ in found):
+        _raise_all([f"monitor.baseline: {baseline} shares no model x task with this "
+                    f"configuration (it graded {sorted(f'{m}/{t}' for m, t in found)}); compare "
+                    "runs of the same models and tasks"])  # fmt: skip
 
 
 # Checks that need the network or secrets --------------------------------------------------------

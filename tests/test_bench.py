@@ -52,3 +52,27 @@ def test_sklearn_reference_benchmark_runs_and_agrees():
 def test_collect_benchmark_runs():
     out = _run("bench/collect.py", "--quick", "--runtimes", "llamacpp")
     assert "calibbench collect, 1 temperature" in out
+
+
+def test_monitor_benchmark_runs_and_agrees_with_pandas():
+    out = _run("bench/monitor.py", "--quick")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 200000 ")]
+    by_method = {cells[1].strip(): cells for cells in rows}
+    assert set(by_method) == {"calibbench streamed", "pandas whole file"}
+    assert float(by_method["calibbench streamed"][8]) < 1e-9  # every window's accuracy and ECE
+    assert int(by_method["pandas whole file"][9]) == 6  # 180 days in 30-day windows
+
+
+def test_gpu_benchmark_fails_loudly_without_cuda_and_runs_its_steps_on_the_cpu():
+    import torch
+
+    if not torch.cuda.is_available():
+        proc = subprocess.run(["bash", str(BENCH / "gpu.sh")], capture_output=True, text=True,
+                              timeout=300, cwd=BENCH.parent)  # fmt: skip
+        assert proc.returncode == 1
+        assert "a CUDA device was expected" in proc.stderr
+        assert "Nothing was measured" in proc.stderr
+    out = _run("bench/gpu.py", "--device", "cpu", "--quick")
+    assert "batch 4 + accumulator" in out
+    assert "| collections on cpu | 3 of 3 |" in out
+    assert "steps/s" in out

@@ -35,17 +35,19 @@ def article_table() -> pd.DataFrame:
 
 
 def article_models(config: dict[str, Any]) -> dict[str, str]:
-    """calibbench model name -> article row, from the `article:` keys of a configuration;
-    raises InputError for a name the article's table does not have."""
+    """calibbench model name -> article row, from the `article:` keys of a configuration's
+    models and lm-eval logs; raises InputError for a name the article's table does not have."""
     known = set(article_table()["model"])
     mapping = {}
-    for model, entry in config.get("models", {}).items():
+    entries = [("models", m, e) for m, e in config.get("models", {}).items()]
+    entries += [("lm_eval", m, e) for m, e in config.get("lm_eval", {}).items()]
+    for section, model, entry in entries:
         row = entry.get("article")
         if row is None:
             continue
         if row not in known:
             raise InputError(
-                f"models.{model}.article: the article's table has no model {row!r}; its models "
+                f"{section}.{model}.article: the article's table has no model {row!r}; its models "
                 f"are {sorted(known)}"
             )
         mapping[model] = row

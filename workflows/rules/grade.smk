@@ -5,6 +5,8 @@ def followup_records(wc):
 
 
 rule grade:
+    wildcard_constraints:
+        model=one_of(MODELS),
     input:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
         records=f"{RESULTS}/collect/{{model}}/{{task}}/answers/records.parquet",

@@ -9,14 +9,16 @@ PAPER_INPUTS = dict(
 
 rule manifest:
     input:
-        tasks=expand(f"{RESULTS}/tasks/{{task}}/task.json", task=TASKS),
+        tasks=expand(f"{RESULTS}/tasks/{{task}}/task.json", task=[*TASKS, *LM_EVAL_TASKS]),
         collections=[f"{RESULTS}/collect/{m}/{t}/answers/manifest.json" for m, t in PAIRS],
     output:
         f"{RESULTS}/manifest.json",
     params:
-        # The reference to compare with is not provenance of any number (and changing it must
-        # not recompute the paper).
-        config=quoted_json({k: v for k, v in config.items() if k != "reference"}),
+        # The reference and the monitor's baseline to compare with are not provenance of any
+        # number (and changing them must not recompute the paper).
+        config=quoted_json(
+            {k: v for k, v in config.items() if k not in ("reference", "monitor")}
+        ),
     log:
         f"{LOGS}/manifest.log",
     shell:
@@ -51,14 +53,20 @@ rule paper_document:
         tables=f"{PAPER}/tables",
         figures=f"{PAPER}/figures",
         manifest=f"{RESULTS}/manifest.json",
+        comparison=COMPARISON or [],
     output:
         markdown=f"{PAPER}/paper.md",
         html=f"{PAPER}/paper.html",
+    params:
+        baseline=lambda wc, input: (
+            f"--baseline-comparison {input.comparison}" if input.comparison else ""
+        ),
     log:
         f"{LOGS}/paper/document.log",
     shell:
         "calibbench paper document --results {RESULTS} --tables {input.tables}"
-        " --figures {input.figures} --out {output.markdown} --html {output.html} > {log} 2>&1"
+        " --figures {input.figures} --out {output.markdown} --html {output.html}"
+        " {params.baseline} > {log} 2>&1"
 
 
 # The comparison with the configuration's reference tables, reported (never failing) so that
@@ -85,6 +93,7 @@ rule summary:
         html=f"{PAPER}/paper.html",
         tables=f"{PAPER}/tables",
         reproduction=f"{RUN_DIR}/reproduction.json" if REFERENCE else [],
+        monitor=MONITOR_OUTPUTS,
     output:
         f"{RUN_DIR}/summary.md",
     params:

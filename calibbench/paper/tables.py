@@ -71,7 +71,9 @@ def headline(results: Results) -> pd.DataFrame:
                 (sweeps.model == r.model) & (sweeps.task == r.task) & (sweeps.temperature == 1.0)
             ]
             full = float(at_one["full_ece"].iloc[0]) if len(at_one) else np.nan
-        size = models.loc[r.model, "n_parameters"] / 1e6 if r.model in models.index else np.nan
+        # an API model's size is unknown (None in its manifest)
+        n = models.loc[r.model, "n_parameters"] if r.model in models.index else None
+        size = n / 1e6 if n is not None and not pd.isna(n) else np.nan
         rows.append({
             "model": r.model,
             "parameters_M": size,

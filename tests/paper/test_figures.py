@@ -426,3 +426,14 @@ def test_write_figures_on_the_smoke_run(tmp_path):
     for model, task in zip(results.sweeps["model"], results.sweeps["task"], strict=True):
         assert f"temperature__{model}__{task}.png" in names
     assert all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_a_model_of_unknown_size_gets_an_empty_size(tmp_path):
+    from calibbench.paper.tables import headline
+
+    small_model(tmp_path)
+    for task in ("arc_easy", "humaneval"):  # as an API model's manifests: no parameter count
+        add_collection(tmp_path, SMALL, task, None)
+    table = headline(Results(tmp_path)).set_index("task")
+    assert table["parameters_M"].isna().all()
+    assert set(table.index) == {"arc_easy", "humaneval"}

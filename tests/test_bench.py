@@ -76,3 +76,9 @@ def test_gpu_benchmark_fails_loudly_without_cuda_and_runs_its_steps_on_the_cpu()
     assert "batch 4 + accumulator" in out
     assert "| collections on cpu | 3 of 3 |" in out
     assert "steps/s" in out
+
+
+def test_api_benchmark_runs_and_concurrency_keeps_the_completions():
+    out = _run("bench/api.py", "--quick")
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if "latency" in line]
+    assert len(rows) == 3 and all(cells[-1].strip() == "True" for cells in rows)

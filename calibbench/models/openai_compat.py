@@ -17,6 +17,9 @@ accumulator (`calibbench.metrics.topk.topk_calibration`). Tokens are texts; ids 
   both raise `InputError` rather than give wrong numbers.
 - 429, 5xx, timeouts and connection failures are retried with exponential backoff (jitter from
   a seeded RNG, `Retry-After` honoured); other 4xx raise `InputError` with the server's message.
+- `concurrency` requests are in flight at once (threads, each request on its own connection);
+  answers are put back in request order and every request carries its own seed, so results do
+  not depend on the concurrency. The first failing request, in request order, raises.
 """
 
 from __future__ import annotations
@@ -27,10 +30,12 @@ import json
 import math
 import os
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -64,6 +69,8 @@ ECHO_PROBE = "The capital of France is Paris"
 PROBE_ATOL = 1e-2
 #: Characters of a server's error message quoted in an `InputError`.
 MESSAGE_CHARS = 1000
+#: Most requests in flight at once.
+MAX_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -103,6 +110,8 @@ class OpenAICompatModel(ModelRuntime):
             an RNG seeded with `seed`, unless the server sent `Retry-After`.
         extra_body: fields added to every request body (server-specific options, e.g.
             `calibbench.models.llamacpp_server.PLAIN_SAMPLING`).
+        concurrency: requests in flight at once (1..64; within the API's rate limits, which
+            429 answers enforce through the retries).
     """
 
     def __init__(
@@ -120,6 +129,7 @@ class OpenAICompatModel(ModelRuntime):
         backoff: float = 1.0,
         seed: int = 0,
         extra_body: Mapping[str, Any] | None = None,
+        concurrency: int = 1,
     ):
         base_url = base_url or os.environ.get(ENV_BASE_URL)
         if not base_url:
@@ -140,6 +150,8 @@ class OpenAICompatModel(ModelRuntime):
                 "timeout must be > 0, max_retries >= 0 and backoff >= 0; got "
                 f"{timeout!r}, {max_retries!r}, {backoff!r}"
             )
+        if not (isinstance(concurrency, int) and 1 <= concurrency <= MAX_CONCURRENCY):
+            raise InputError(f"concurrency: expected 1..{MAX_CONCURRENCY}, got {concurrency!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model or os.environ.get(ENV_MODEL) or None
         if api_key is None:
@@ -153,7 +165,9 @@ class OpenAICompatModel(ModelRuntime):
         self.max_retries = max_retries
         self.backoff = backoff
         self.extra_body = dict(extra_body or {})
+        self.concurrency = concurrency
         self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
         self._served: list[str] | None = None
         self._echo_checked = False
 
@@ -202,7 +216,16 @@ class OpenAICompatModel(ModelRuntime):
         if retry_after is not None:
             return min(retry_after, MAX_RETRY_DELAY_S)
         base = min(self.backoff * 2.0**attempt, MAX_RETRY_DELAY_S)
-        return base * (0.5 + 0.5 * self._rng.random())
+        with self._rng_lock:
+            return base * (0.5 + 0.5 * self._rng.random())
+
+    def _map(self, fn: Callable[[Any], Any], items: Iterable[Any]) -> list[Any]:
+        """[fn(x) for x in items], `concurrency` at a time, in order."""
+        items = list(items)
+        if self.concurrency == 1 or len(items) < 2:
+            return [fn(x) for x in items]
+        with ThreadPoolExecutor(min(self.concurrency, len(items))) as pool:
+            return list(pool.map(fn, items))
 
     def _served_models(self) -> list[str] | None:
         """Model ids listed at /models (None when the server has no such endpoint)."""
@@ -248,16 +271,17 @@ class OpenAICompatModel(ModelRuntime):
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Generate with per-token log-probs; token_ids are None. Raises `InputError` for
         servers that return no log-probs."""
-        results = []
-        for request in requests:
-            if request.temperature == 0:
-                completions = (self._generate_one(request, request.seed),) * request.n
-            else:
-                completions = tuple(
-                    self._generate_one(request, request.seed + j) for j in range(request.n)
-                )
-            results.append(GenerationResult(completions))
-        return results
+        self._model_id()  # resolved once, before any concurrent request
+        jobs = [(i, request.seed + j) for i, request in enumerate(requests)
+                for j in range(1 if request.temperature == 0 else request.n)]  # fmt: skip
+        done = self._map(lambda job: self._generate_one(requests[job[0]], job[1]), jobs)
+        by_request: list[list[Completion]] = [[] for _ in requests]
+        for (i, _), completion in zip(jobs, done, strict=True):
+            by_request[i].append(completion)
+        return [
+            GenerationResult(tuple(c) * (request.n if request.temperature == 0 else 1))
+            for request, c in zip(requests, by_request, strict=True)
+        ]
 
     def _generate_one(self, request: GenerationRequest, seed: int) -> Completion:
         common = {
@@ -315,8 +339,8 @@ class OpenAICompatModel(ModelRuntime):
             if not request.continuation:
                 raise InputError(f"requests[{i}].continuation: empty; nothing to score")
         results, rows, targets = [], [], []
-        for i, request in enumerate(requests):
-            positions = self._echo(request.context + request.continuation)
+        echoed = self._echo_all([r.context + r.continuation for r in requests])
+        for i, (request, positions) in enumerate(zip(requests, echoed, strict=True)):
             start = _continuation_start(positions, len(request.context))
             scored = positions[start:]
             if any(p.logprob is None for p in scored):
@@ -355,8 +379,7 @@ class OpenAICompatModel(ModelRuntime):
             if not text:
                 raise InputError(f"texts[{i}]: empty; nothing to score")
         results, rows, targets = [], [], []
-        for i, text in enumerate(texts):
-            positions = self._echo(text)
+        for i, positions in enumerate(self._echo_all(texts)):
             lead = 0
             while lead < len(positions) and positions[lead].logprob is None:
                 lead += 1
@@ -395,11 +418,12 @@ class OpenAICompatModel(ModelRuntime):
             self.score_top_logprobs,
         )
 
-    def _echo(self, text: str) -> list[_Position]:
-        """The positions of `text` as the server echoes them (the generated token dropped)."""
-        if not self._echo_checked:
+    def _echo_all(self, texts: Sequence[str]) -> list[list[_Position]]:
+        """The positions of each text as the server echoes them (the generated token dropped);
+        the alignment is checked once, before the first."""
+        if texts and not self._echo_checked:
             self._check_echo()
-        return self._echo_positions(text)
+        return self._map(self._echo_positions, texts)
 
     def _echo_positions(self, text: str) -> list[_Position]:
         url = f"{self.base_url}/completions"

@@ -63,7 +63,7 @@ RUNTIMES: dict[str, Runtime] = {
             sources=("base_url", "serve"),
             options=(
                 "model", "api_key_env", "family", "endpoint", "score_top_logprobs", "timeout",
-                "max_retries", "backoff", "seed", "extra_body", "n_ctx",
+                "max_retries", "backoff", "seed", "extra_body", "n_ctx", "concurrency",
             ),
             full_distributions=False,
         ),

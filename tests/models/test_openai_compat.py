@@ -333,6 +333,8 @@ class StubHandler(BaseHTTPRequestHandler):
     def answer(self, body: bytes | None) -> None:
         stub: Stub = self.server
         stub.seen.append((self.path, dict(self.headers)))
+        if body is not None:
+            stub.bodies.append(body)
         if stub.script:
             status, headers, payload = stub.script.pop(0)
         else:
@@ -372,6 +374,7 @@ class Stub(ThreadingHTTPServer):
         self.canned = CANNED if canned is None else canned
         self.delay = delay
         self.seen: list[tuple[str, dict[str, str]]] = []
+        self.bodies: list[bytes] = []
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
@@ -524,3 +527,54 @@ def test_the_server_stops_and_its_temporary_log_goes_on_exit(gguf):
     assert not log.exists()
     with pytest.raises(InputError, match="cannot connect"):
         OpenAICompatModel(url, model="m", max_retries=0).info()
+
+
+# -- concurrency ---------------------------------------------------------------------------------
+
+
+def test_results_do_not_depend_on_the_concurrency(server, bos_server):
+    prompts = ["Once upon a time", "The capital of France is", "def add(a, b):", "My name is"]
+    requests = [GenerationRequest(p, max_tokens=6, temperature=1.0, n=2, seed=3) for p in prompts]
+    requests.append(GenerationRequest("The sky is", max_tokens=6, n=3))  # greedy: sent once
+    one = OpenAICompatModel(server.base_url, extra_body=PLAIN_SAMPLING).generate(requests)
+    four = OpenAICompatModel(server.base_url, extra_body=PLAIN_SAMPLING, concurrency=4)
+    for a, b in zip(one, four.generate(requests), strict=True):
+        assert [c.text for c in a.completions] == [c.text for c in b.completions]
+        for x, y in zip(a.completions, b.completions, strict=True):
+            np.testing.assert_allclose(x.token_logprobs, y.token_logprobs, atol=ATOL)
+    assert len(one[-1].completions) == 3
+    scored_one = OpenAICompatModel(bos_server.base_url).loglikelihood(LL_REQUESTS)
+    scored_four = OpenAICompatModel(bos_server.base_url, concurrency=3).loglikelihood(LL_REQUESTS)
+    for a, b in zip(scored_one, scored_four, strict=True):
+        np.testing.assert_allclose(a.token_logprobs, b.token_logprobs, atol=ATOL)
+        assert (a.n_context_tokens, a.is_greedy) == (b.n_context_tokens, b.is_greedy)
+
+
+def test_requests_are_in_flight_together_up_to_the_concurrency(stub):
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def canned(body: dict) -> dict:
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return CANNED
+
+    server = stub(canned=canned)
+    model = OpenAICompatModel(server.base_url, model="m", concurrency=3)
+    requests = [GenerationRequest(f"prompt {i}", max_tokens=1, temperature=1.0, n=2, seed=i)
+                for i in range(4)]  # fmt: skip
+    results = model.generate(requests)
+    assert [len(r.completions) for r in results] == [2, 2, 2, 2]
+    assert server.attempts() == 8
+    assert state["most"] == 3  # never more than the concurrency, and it was reached
+    seeds = sorted(json.loads(b)["seed"] for b in server.bodies)
+    assert seeds == sorted(i + j for i in range(4) for j in range(2))
+
+
+@pytest.mark.parametrize("value", [0, 65, 2.5])
+def test_invalid_concurrency_raises(value):
+    with pytest.raises(InputError, match="concurrency"):
+        OpenAICompatModel("http://127.0.0.1:1/v1", model="m", concurrency=value)

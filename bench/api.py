@@ -1,0 +1,130 @@
+"""Benchmark: the API path at 1 and N requests in flight (`OpenAICompatModel(concurrency=N)`).
+
+    python bench/api.py           # 48 sampled completions of 16 tokens, 8 prompts
+    python bench/api.py --quick   # a few, for a smoke run (writes nothing)
+
+Against a local llama.cpp server (llama-cpp-python's, serving SmolLM2-135M: it computes one
+request at a time, so concurrency cannot help there beyond overlapping the HTTP work), and against
+the same server behind a proxy that holds every answer for LATENCY_S, as a remote API's network
+and queueing latency does. Reports requests/s and the speed-up over one request at a time, and
+checks that every concurrency returned the same completions. Writes bench/results/api.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from calibbench.models.base import GenerationRequest
+from calibbench.models.builtin import gguf_path
+from calibbench.models.llamacpp_server import PLAIN_SAMPLING, LlamaCppServer
+from calibbench.models.openai_compat import OpenAICompatModel
+from harness import machine_info, markdown_table, write_results
+
+LATENCY_S = 0.25
+CONCURRENCY = (1, 4, 16)
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._forward(None)
+
+    def do_POST(self) -> None:
+        self._forward(self.rfile.read(int(self.headers["Content-Length"])))
+
+    def _forward(self, body: bytes | None) -> None:
+        server: LatencyProxy = self.server  # type: ignore[assignment]
+        time.sleep(server.latency)
+        request = urllib.request.Request(server.upstream + self.path, data=body,
+                                         headers={"Content-Type": "application/json"},
+                                         method=self.command)  # fmt: skip
+        with urllib.request.urlopen(request) as response:
+            payload = response.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class LatencyProxy(ThreadingHTTPServer):
+    """An HTTP proxy on 127.0.0.1 to `upstream` (an origin) that waits `latency` s per request."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: str, latency: float):
+        super().__init__(("127.0.0.1", 0), _Proxy)
+        self.upstream, self.latency = upstream, latency
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+def requests(n_prompts: int, n: int, max_tokens: int) -> list[GenerationRequest]:
+    stems = ("Once upon a time", "The capital of France is", "def add(a, b):", "My name is",
+             "The best way to learn", "In 1905, Einstein", "Water boils at",
+             "Dear diary,")  # fmt: skip
+    return [GenerationRequest(stems[i % len(stems)], max_tokens=max_tokens, temperature=1.0,
+                              n=n, seed=10 * i) for i in range(n_prompts)]  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a few requests; writes nothing")
+    args = parser.parse_args()
+    batch = requests(2, 2, 4) if args.quick else requests(8, 6, 16)
+    n_requests = sum(r.n for r in batch)
+    rows: list[dict[str, Any]] = []
+    with LlamaCppServer(gguf_path("smollm2-135m"), n_ctx=512) as server:
+        proxy = LatencyProxy(server.base_url.removesuffix("/v1"), LATENCY_S)
+        slow = f"same, behind {LATENCY_S * 1000:.0f} ms latency"
+        for where, url in (("local llama.cpp server", server.base_url), (slow, proxy.base_url)):
+            reference = None
+            for concurrency in CONCURRENCY:
+                model = OpenAICompatModel(url, model=None, extra_body=PLAIN_SAMPLING,
+                                          concurrency=concurrency)  # fmt: skip
+                model.generate(batch[:1])  # warm: model id, connection
+                start = time.perf_counter()
+                results = model.generate(batch)
+                seconds = time.perf_counter() - start
+                texts = [c.text for r in results for c in r.completions]
+                reference = reference or texts
+                rows.append({"server": where, "concurrency": concurrency, "requests": n_requests,
+                             "seconds": seconds, "requests/s": n_requests / seconds,
+                             "same completions": texts == reference})  # fmt: skip
+        proxy.shutdown()
+    for row in rows:
+        first = next(r for r in rows if r["server"] == row["server"])
+        row["speed-up"] = first["seconds"] / row["seconds"]
+    columns = ("server", "concurrency", "requests", "seconds", "requests/s", "speed-up",
+               "same completions")  # fmt: skip
+    table = markdown_table(rows, columns)
+    print(table)
+    if not all(r["same completions"] for r in rows):
+        sys.exit("bench/api.py: the completions depend on the concurrency")
+    notes = (
+        "`python bench/api.py`: sampled completions (temperature 1, 16 tokens, 8 prompts x 6 "
+        "samples, one request each with its own seed) through `OpenAICompatModel` at each "
+        "concurrency, against llama-cpp-python's server (SmolLM2-135M, which computes one "
+        f"request at a time) and the same server behind a proxy holding each answer "
+        f"{LATENCY_S} s, as a remote API's latency does. 'same completions': every concurrency "
+        "returned the texts of concurrency 1."
+    )
+    if not args.quick:
+        write_results("api", table, {"machine": machine_info(), "rows": rows}, notes)
+
+
+if __name__ == "__main__":
+    main()

@@ -26,7 +26,6 @@ from calibbench.paper.figures import (
 )
 from calibbench.paper.results import Results
 
-SMOKE = Path("/tmp/smoke/results")
 SMALL, BIG = "smollm2-135m", "smollm2-1.7b"
 TEMPERATURE_ERROR = (
     "temperature scaling needs the options' log-likelihoods (multiple-choice tasks, primary "
@@ -415,9 +414,9 @@ def test_empty_results_write_nothing(tmp_path):
     assert list((tmp_path / "figures").iterdir()) == []
 
 
-@pytest.mark.skipif(not SMOKE.is_dir(), reason=f"no smoke results tree at {SMOKE}")
-def test_write_figures_on_the_smoke_run(tmp_path):
-    results = Results(SMOKE)
+@pytest.mark.model
+def test_write_figures_on_a_real_run(tmp_path, test_run):
+    results = Results(test_run / "results")
     paths = write_figures(results, tmp_path)
     names = {p.name for p in paths}
     assert {"pavg_code.png", "ece_vs_size.pdf", "ece_by_kind.png"} <= names

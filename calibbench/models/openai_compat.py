@@ -272,15 +272,12 @@ class OpenAICompatModel(ModelRuntime):
         """Generate with per-token log-probs; token_ids are None. Raises `InputError` for
         servers that return no log-probs."""
         self._model_id()  # resolved once, before any concurrent request
-        jobs = [(i, request.seed + j) for i, request in enumerate(requests)
-                for j in range(1 if request.temperature == 0 else request.n)]  # fmt: skip
-        done = self._map(lambda job: self._generate_one(requests[job[0]], job[1]), jobs)
-        by_request: list[list[Completion]] = [[] for _ in requests]
-        for (i, _), completion in zip(jobs, done, strict=True):
-            by_request[i].append(completion)
+        sends = [1 if r.temperature == 0 else r.n for r in requests]  # greedy: sent once
+        jobs = [(r, r.seed + j) for r, k in zip(requests, sends, strict=True) for j in range(k)]
+        done = iter(self._map(lambda job: self._generate_one(*job), jobs))
         return [
-            GenerationResult(tuple(c) * (request.n if request.temperature == 0 else 1))
-            for request, c in zip(requests, by_request, strict=True)
+            GenerationResult(tuple(next(done) for _ in range(k)) * (r.n // k))
+            for r, k in zip(requests, sends, strict=True)
         ]
 
     def _generate_one(self, request: GenerationRequest, seed: int) -> Completion:

@@ -594,7 +594,11 @@ def markdown(
     baseline_comparison: RunComparison | None = None,
 ) -> str:
     """The paper as Markdown, linking figures relative to the folder `relative_to`."""
-    parts = blocks(results, tables, figures, baseline_comparison)
+    return render_markdown(blocks(results, tables, figures, baseline_comparison), relative_to)
+
+
+def render_markdown(parts: Sequence[Block], relative_to: Path) -> str:
+    """The blocks of `blocks` as Markdown, linking figures relative to the folder `relative_to`."""
     return "\n".join(_markdown_block(b, relative_to) for b in parts)
 
 
@@ -643,9 +647,13 @@ def html(
 ) -> str:
     """The paper as a self-contained HTML page (its figures linked relative to
     `relative_to`), with the module's stylesheet."""
+    return render_html(blocks(results, tables, figures, baseline_comparison), relative_to)
+
+
+def render_html(parts: Sequence[Block], relative_to: Path) -> str:
+    """The blocks of `blocks` as the HTML page of `html`."""
     import markdown as md
 
-    parts = blocks(results, tables, figures, baseline_comparison)
     body = "\n".join(_html_block(b, relative_to, md.markdown) for b in parts)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -665,8 +673,9 @@ def write_document(
 ) -> None:
     """Write the Markdown document to `out` and, if asked, the HTML page to `html_out`; with a
     run comparison, both gain the "Change since the baseline" section."""
-    text = markdown(results, tables, figures, out.parent, baseline_comparison)
+    parts = blocks(results, tables, figures, baseline_comparison)  # built once for both pages
+    text = render_markdown(parts, out.parent)
     atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     if html_out is not None:
-        page = html(results, tables, figures, html_out.parent, baseline_comparison)
+        page = render_html(parts, html_out.parent)
         atomic_write(html_out, lambda tmp: Path(tmp).write_text(page))

@@ -29,7 +29,7 @@ import pandas as pd
 from calibbench.artifacts import atomic_write, write_json, write_parquet
 from calibbench.lmeval.crossfit import cross_fit
 from calibbench.lmeval.logs import SIGNALS, GradedTask, LmEvalLog, grade_log, option_scores
-from calibbench.paper.figures import DPI, FALLBACKS, STYLE, draw_reliability
+from calibbench.paper.figures import FALLBACKS, STYLE, draw_reliability, save_figure
 
 #: Metrics in the Markdown tables, by summary name.
 SHOWN = {"accuracy": "accuracy", "mean_confidence": "mean conf.", "ece": "ECE",
@@ -203,13 +203,6 @@ def _task_markdown(name: str, report: dict[str, Any], figures: dict[str, str]) -
     return lines
 
 
-def _save_png(fig: Any, path: Path) -> None:
-    atomic_write(
-        path,
-        lambda tmp: fig.savefig(tmp, format="png", dpi=DPI, metadata={"Software": "calibbench"}),
-    )
-
-
 def write_report(
     log: LmEvalLog, out: str | Path, settings: ReportSettings = ReportSettings()
 ) -> dict[str, Any]:
@@ -230,7 +223,7 @@ def write_report(
                 figure = Path("figures") / f"reliability__{stem}__{file_stem(signal)}.png"
                 label = f"{task.name}\n{signal}"
                 data = reliability_frame(entry, model_label(log.identity["name"]), label)
-                _save_png(draw_reliability(data), out / figure)
+                save_figure(draw_reliability(data), out / figure, "png")
                 figures[signal] = str(figure)
             reports[task.name] = report
             tasks[task.name] = {"report": f"tasks/{stem}.json", "graded": f"graded/{stem}.parquet",

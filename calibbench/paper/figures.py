@@ -414,13 +414,17 @@ def draw_ece_by_kind(data: pd.DataFrame) -> Figure:
     return fig
 
 
+def save_figure(fig: Figure, path: Path, fmt: str) -> None:
+    """Write `fig` to `path` as `fmt` ("pdf" or "png") at DPI, with reproducible metadata."""
+    metadata = _METADATA[fmt]
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI, metadata=metadata))
+
+
 def _save(fig: Figure, out: Path, stem: str) -> list[Path]:
     paths = []
-    for fmt, metadata in _METADATA.items():
+    for fmt in _METADATA:
         path = out / f"{stem}.{fmt}"
-        atomic_write(
-            path, lambda tmp, f=fmt, m=metadata: fig.savefig(tmp, format=f, dpi=DPI, metadata=m)
-        )
+        save_figure(fig, path, fmt)
         paths.append(path)
     return paths
 

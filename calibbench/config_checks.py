@@ -314,8 +314,10 @@ def check_monitor(config: dict[str, Any], run_dir: Path) -> None:
     baseline = (config.get("monitor") or {}).get("baseline")
     if baseline is None:
         return
-    path = Path(baseline)
-    root = path / "results" if (path / "results" / "graded").is_dir() else path
+    from calibbench.lmeval.workflow import run_task
+    from calibbench.runs import results_of
+
+    root = results_of(baseline)
     graded = sorted(root.glob("graded/*/*.parquet"))
     if not graded:
         _raise_all([f"monitor.baseline: {baseline} holds no graded items (graded/ or "
@@ -327,9 +329,9 @@ def check_monitor(config: dict[str, Any], run_dir: Path) -> None:
     models = config.get("models", {})
     tasks = list(config.get("tasks", {}))
     pairs = {(m, t) for m, entry in models.items() for t in entry.get("tasks", tasks)}
+    pairs |= {(m, run_task(t)) for m, e in config.get("lm_eval", {}).items() for t in e["tasks"]}
     found = {(g.parent.name, g.stem) for g in graded}
-    lm_eval = set(config.get("lm_eval", {}))
-    if not found & pairs and not any(m in lm_eval for m, _ in found):
+    if not found & pairs:
         _raise_all([f"monitor.baseline: {baseline} shares no model x task with this "
                     f"configuration (it graded {sorted(f'{m}/{t}' for m, t in found)}); compare "
                     "runs of the same models and tasks"])  # fmt: skip

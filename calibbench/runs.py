@@ -47,6 +47,13 @@ def run_name(config: dict[str, Any], configfiles: Sequence[str | Path]) -> str:
     return str(name)
 
 
+def results_of(path: str | Path) -> Path:
+    """The results tree of `path`: a run directory (`runs/<name>`) or a history entry holds it
+    as `results/`; anything else is taken to be a results folder itself."""
+    path = Path(path)
+    return path / "results" if (path / "results" / "graded").is_dir() else path
+
+
 def check_owner(run_dir: Path, configfile: str | Path | None) -> None:
     """Raise InputError when another configuration file already made the run in `run_dir`
     (two configurations must never write into the same directory)."""

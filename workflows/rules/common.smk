@@ -92,6 +92,8 @@ def signals(model, task):
 
 PAIRS = [(m, t) for m in MODELS for t in model_tasks(m)]
 PAIRS += [(m, lmeval.run_task(t)) for m in LM_EVAL for t in LM_EVAL[m]["tasks"]]
+# Every task's information file (the configuration's tasks and those of lm-eval logs).
+TASK_INFOS = [f"{RESULTS}/tasks/{t}/task.json" for t in [*TASKS, *LM_EVAL_TASKS]]
 
 
 def quoted_json(data):

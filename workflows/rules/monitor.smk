@@ -7,6 +7,7 @@
 # Included before paper.smk, which reads COMPARISON and MONITOR_OUTPUTS.
 from calibbench.config_checks import check_monitor
 from calibbench.monitor.history import today
+from calibbench.runs import results_of
 
 MONITOR = config.get("monitor", {})
 BASELINE = MONITOR.get("baseline")
@@ -20,14 +21,13 @@ MONITOR_OUTPUTS = [p for p in (COMPARISON, HISTORY_ENTRY, DASHBOARD) if p]
 # What `calibbench monitor compare` and `record` read of this run.
 RUN_GRADED = dict(
     graded=[f"{RESULTS}/graded/{m}/{t}.parquet" for m, t in PAIRS],
-    tasks=expand(f"{RESULTS}/tasks/{{task}}/task.json", task=[*TASKS, *LM_EVAL_TASKS]),
+    tasks=TASK_INFOS,
     manifest=f"{RESULTS}/manifest.json",
 )
 
 
 def baseline_files():
-    root = Path(BASELINE)
-    root = root / "results" if (root / "results" / "graded").is_dir() else root
+    root = results_of(BASELINE)
     return [str(p) for p in sorted(root.glob("graded/*/*.parquet"))] + [
         str(p) for p in [root / "manifest.json"] if p.is_file()
     ]

@@ -9,7 +9,7 @@ PAPER_INPUTS = dict(
 
 rule manifest:
     input:
-        tasks=expand(f"{RESULTS}/tasks/{{task}}/task.json", task=[*TASKS, *LM_EVAL_TASKS]),
+        tasks=TASK_INFOS,
         collections=[f"{RESULTS}/collect/{m}/{t}/answers/manifest.json" for m, t in PAIRS],
     output:
         f"{RESULTS}/manifest.json",

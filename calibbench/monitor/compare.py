@@ -29,11 +29,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibbench.artifacts import atomic_write, write_json
+from calibbench.artifacts import write_json
 from calibbench.confidence.signals import BY_NAME
 from calibbench.errors import InputError
 from calibbench.monitor.change import WORSE, change_metrics, metric_change
+from calibbench.monitor.output import json_records, write_csv, write_text
 from calibbench.paper.results import Results
+from calibbench.runs import results_of
 
 #: Columns of `RunComparison.rows`, in order.
 ROW_COLUMNS = (
@@ -61,7 +63,7 @@ TASK_FIELDS = ("kind", "dataset", "subset", "split")
 def results_root(path: Path, what: str) -> Path:
     """The results tree of a run directory (`runs/<name>`), a history entry, or a results
     folder itself; InputError names `what` when there are no graded items under it."""
-    root = path / "results" if (path / "results" / "graded").is_dir() else path
+    root = results_of(path)
     if not (root / "graded").is_dir():
         raise InputError(
             f"{what}: {path} holds no graded items (no graded/ or results/graded/); give a run "
@@ -170,14 +172,13 @@ class RunComparison:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (NaN as None); `from_json` rebuilds the comparison."""
-        rows = self.rows.astype(object).where(self.rows.notna(), None)
         return {
             "baseline": self.baseline,
             "new": self.new,
             "settings": self.settings,
             "differences": list(self.differences),
             "models": self.models,
-            "rows": rows.to_dict(orient="records"),
+            "rows": json_records(self.rows),
         }
 
     @classmethod
@@ -275,6 +276,23 @@ def check_thresholds(thresholds: dict[str, float] | None) -> dict[str, float]:
     return out
 
 
+def run_settings(
+    config: dict[str, Any],
+    n_bins: int | None = None,
+    n_resamples: int | None = None,
+    level: float | None = None,
+    seed: int | None = None,
+) -> dict[str, Any]:
+    """n_bins, n_resamples, level and seed: those given, else the run configuration's
+    (n_bins, bootstrap_resamples, ci_level, seed), else 15, 1000, 0.95 and 0."""
+    return {
+        "n_bins": n_bins or config.get("n_bins", 15),
+        "n_resamples": n_resamples or config.get("bootstrap_resamples", 1000),
+        "level": level or config.get("ci_level", 0.95),
+        "seed": config.get("seed", 0) if seed is None else seed,
+    }
+
+
 def _row(
     key: tuple,
     metric: str,
@@ -329,21 +347,13 @@ def _compare_signal(
         common = a.index.intersection(b.index).sort_values()
         a, b = a.loc[common], b.loc[common]
     pairing = "paired" if paired else "unpaired"
+    counts = (len(a), len(b))
     rows = []
     for metric, fn in change_metrics(settings["n_bins"]).items():
         threshold = settings["thresholds"].get(metric)
-        if len(a) == 0 or len(b) == 0:
-            rows.append(
-                _row(
-                    key,
-                    metric,
-                    pairing,
-                    (len(a), len(b)),
-                    None,
-                    threshold,
-                    "no items with this signal in one of the runs",
-                )
-            )
+        if not all(counts):
+            reason = "no items with this signal in one of the runs"
+            rows.append(_row(key, metric, pairing, counts, None, threshold, reason))
             continue
         try:
             change = metric_change(
@@ -356,9 +366,9 @@ def _compare_signal(
                 settings["seed"],
             )
         except InputError as exc:
-            rows.append(_row(key, metric, pairing, (len(a), len(b)), None, threshold, str(exc)))
+            rows.append(_row(key, metric, pairing, counts, None, threshold, str(exc)))
             continue
-        rows.append(_row(key, metric, pairing, (len(a), len(b)), change, threshold, None))
+        rows.append(_row(key, metric, pairing, counts, change, threshold, None))
     return rows
 
 
@@ -386,14 +396,8 @@ def compare_runs(
             f"{listing[1]}); compare runs of the same configuration"
         )
     _check_tasks(*(_task_info(r) for r in results), {t for _, t in shared})
-    config = results[1].config
-    settings = {
-        "n_bins": n_bins or config.get("n_bins", 15),
-        "n_resamples": n_resamples or config.get("bootstrap_resamples", 1000),
-        "level": level or config.get("ci_level", 0.95),
-        "seed": config.get("seed", 0) if seed is None else seed,
-        "thresholds": check_thresholds(thresholds),
-    }
+    settings = run_settings(results[1].config, n_bins, n_resamples, level, seed)
+    settings["thresholds"] = check_thresholds(thresholds)
     rows = []
     for model, task in shared:
         base, fresh = _items(graded[0][(model, task)]), _items(graded[1][(model, task)])
@@ -425,8 +429,8 @@ def write_comparison(comparison: RunComparison, out: Path) -> list[Path]:
     comparison.csv (the rows) into the folder `out`; returns the paths."""
     paths = [out / "comparison.json", out / "comparison.md", out / "comparison.csv"]
     write_json(comparison.to_json(), paths[0])
-    atomic_write(paths[1], lambda tmp: Path(tmp).write_text(comparison.markdown()))
-    atomic_write(paths[2], lambda tmp: comparison.rows.to_csv(tmp, index=False))
+    write_text(comparison.markdown(), paths[1])
+    write_csv(comparison.rows, paths[2])
     return paths
 
 

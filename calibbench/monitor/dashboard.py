@@ -22,14 +22,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibbench.artifacts import atomic_write
 from calibbench.errors import InputError
 from calibbench.metrics.binned import reliability
 from calibbench.monitor.change import WORSE
 from calibbench.monitor.charts import COLOURS, reliability_chart, series_chart
-from calibbench.monitor.compare import RunComparison, compare_runs
+from calibbench.monitor.compare import RunComparison, compare_runs, run_settings
 from calibbench.monitor.history import history_entries, history_metrics
 from calibbench.monitor.log import WINDOW_METRICS, LogReport
+from calibbench.monitor.output import write_text
 from calibbench.paper.results import Results
 
 PRIMARY = "confidence"
@@ -110,13 +110,8 @@ def dashboard_data(
     settings = (
         next(iter(comparisons.values())).settings
         if comparisons
-        else {
-            "n_bins": n_bins or config.get("n_bins", 15),
-            "n_resamples": n_resamples or config.get("bootstrap_resamples", 1000),
-            "level": level or config.get("ci_level", 0.95),
-            "seed": config.get("seed", 0) if seed is None else seed,
-            "thresholds": thresholds or {},
-        }
+        else run_settings(config, n_bins, n_resamples, level, seed)
+        | {"thresholds": thresholds or {}}
     )
     metrics = history_metrics(
         entries, settings["n_bins"], settings["n_resamples"], settings["level"], settings["seed"]
@@ -329,8 +324,7 @@ def _alerts_frame(comparisons: dict[str, RunComparison]) -> pd.DataFrame:
 
 def write_page(html: str, out: Path) -> Path:
     """Write a page atomically; returns `out`."""
-    atomic_write(out, lambda tmp: Path(tmp).write_text(html))
-    return out
+    return write_text(html, out)
 
 
 def log_html(report: LogReport) -> str:

@@ -112,6 +112,7 @@ def history_metrics(
 ) -> pd.DataFrame:
     """One row per entry date x model x task x signal x metric: n, estimate, low, high (None
     where the metric is undefined, e.g. AUROC when every answer is wrong)."""
+    metrics = change_metrics(n_bins)
     rows = []
     for date, root in entries:
         for path in sorted(root.glob("graded/*/*.parquet")):
@@ -119,6 +120,7 @@ def history_metrics(
             for signal in (s for s in BY_NAME if s in graded.columns):
                 c = graded[signal].to_numpy(np.float64)
                 keep = np.isfinite(c)
+                answers = c[keep], graded["correct"].to_numpy(bool)[keep]
                 base = {
                     "date": date,
                     "model": path.parent.name,
@@ -126,12 +128,11 @@ def history_metrics(
                     "signal": signal,
                     "n": int(keep.sum()),
                 }
-                for metric, fn in change_metrics(n_bins).items():
+                for metric, fn in metrics.items():
                     try:
                         ci = bootstrap_ci(
                             fn,
-                            c[keep],
-                            graded["correct"].to_numpy(bool)[keep],
+                            *answers,
                             n_resamples=n_resamples,
                             level=level,
                             seed=seed,

@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from calibbench.artifacts import atomic_write, write_json
+from calibbench.artifacts import write_json
 from calibbench.errors import InputError
 from calibbench.monitor.drift import MIN_COUNT, alarms, calibration_shift
+from calibbench.monitor.output import json_records, write_csv, write_text
 from calibbench.monitor.reader import LogColumns, read_log
 from calibbench.monitor.refit import MAX_ROWS, MIN_ROWS, LatestSample, refit_whatif
 from calibbench.monitor.windows import (
@@ -136,17 +137,14 @@ class LogReport:
 
     def to_json(self) -> dict[str, Any]:
         """JSON-ready (NaN as None)."""
-        rows = self.windows.astype(object).where(self.windows.notna(), None)
         return {
             "file": self.file,
             "n_rows": self.n_rows,
             "settings": self.settings,
             "reference": self.reference,
             "refit": self.refit,
-            "windows": rows.to_dict(orient="records"),
-            "reliability": self.reliability.astype(object)
-            .where(self.reliability.notna(), None)
-            .to_dict(orient="records"),
+            "windows": json_records(self.windows),
+            "reliability": json_records(self.reliability),
         }
 
     def markdown(self) -> str:
@@ -221,7 +219,8 @@ def log_report(scan: LogScan, settings: LogSettings) -> LogReport:
     spec = settings.spec
     windows = spec.windows(*days)
     reference = reference_window(settings.reference, windows)
-    if scan.cells.cells(0, reference).n == 0:
+    reference_n = scan.cells.cells(0, reference).n
+    if reference_n == 0:
         raise InputError(f"--reference: no predictions in {reference.label}")
     cells = scan.cells.compute(windows)
     rows = []
@@ -267,7 +266,7 @@ def log_report(scan: LogScan, settings: LogSettings) -> LogReport:
             "n_tests": int(frame["tested"].sum()),
             "segments": list(scan.columns.segments),
         },
-        reference={"label": reference.label, "n": scan.cells.cells(0, reference).n},
+        reference={"label": reference.label, "n": reference_n},
         windows=frame,
         refit=_refit(scan, windows[-1], settings),
         reliability=cells_reliability(cells[0][-1], settings.level),
@@ -292,6 +291,6 @@ def write_log_report(report: LogReport, out: Path) -> list[Path]:
     """Write report.json, report.md and windows.csv into the folder `out`; returns the paths."""
     paths = [out / "report.json", out / "report.md", out / "windows.csv"]
     write_json(report.to_json(), paths[0])
-    atomic_write(paths[1], lambda tmp: Path(tmp).write_text(report.markdown()))
-    atomic_write(paths[2], lambda tmp: report.windows.to_csv(tmp, index=False))
+    write_text(report.markdown(), paths[1])
+    write_csv(report.windows, paths[2])
     return paths

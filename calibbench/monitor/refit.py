@@ -74,19 +74,22 @@ class LatestSample:
         held = self._days.get(day)
         if held is not None:
             part = {k: np.concatenate([held[k], part[k]]) for k in _FIELDS}
-        if len(part["key"]) > self.max_rows:
-            keep = np.argpartition(part["key"], self.max_rows - 1)[: self.max_rows]
-            part = {k: v[keep] for k, v in part.items()}
-        self._days[day] = part
+        self._days[day] = self._smallest(part)
+
+    def _smallest(self, part: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The rows of `part` with the `max_rows` smallest keys (all of them if no more)."""
+        if len(part["key"]) <= self.max_rows:
+            return part
+        keep = np.argpartition(part["key"], self.max_rows - 1)[: self.max_rows]
+        return {k: v[keep] for k, v in part.items()}
 
     def compute(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(row, confidence, correct) of the sample, in file (time) order."""
         if not self._days:
             return np.empty(0, np.int64), np.empty(0), np.empty(0, bool)
-        held = {k: np.concatenate([d[k] for d in self._days.values()]) for k in _FIELDS}
-        if len(held["key"]) > self.max_rows:
-            keep = np.argpartition(held["key"], self.max_rows - 1)[: self.max_rows]
-            held = {k: v[keep] for k, v in held.items()}
+        held = self._smallest(
+            {k: np.concatenate([d[k] for d in self._days.values()]) for k in _FIELDS}
+        )
         order = np.argsort(held["row"], kind="stable")
         return held["row"][order], held["confidence"][order], held["correct"][order]
 

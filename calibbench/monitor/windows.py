@@ -59,10 +59,8 @@ class Cells:
         n_bins = check_n_bins(n_bins)
         flat = correct.astype(np.int64) * n_bins + assign_bins(confidence, width_edges(n_bins))
         count = np.bincount(flat, minlength=2 * n_bins).reshape(2, n_bins)
-        power = np.ones_like(confidence)
         sums = np.empty((POWERS, 2 * n_bins))
-        for k in range(POWERS):
-            power = power * confidence
+        for k, power in enumerate(_powers(confidence)):
             sums[k] = np.bincount(flat, weights=power, minlength=2 * n_bins)
         return cls(count.astype(np.int64), np.moveaxis(sums.reshape(POWERS, 2, n_bins), 0, -1))
 
@@ -71,8 +69,13 @@ class Cells:
         """Number of predictions."""
         return int(self.count.sum())
 
-    def __add__(self, other: Cells) -> Cells:
-        return Cells(self.count + other.count, self.sums + other.sums)
+
+def _powers(confidence: np.ndarray) -> list[np.ndarray]:
+    """c, c², ..., c^POWERS of a batch (each by one more multiplication, as the sums use)."""
+    out = [confidence * 1.0]
+    for _ in range(POWERS - 1):
+        out.append(out[-1] * confidence)
+    return out
 
 
 def residual_moments(cells: Cells) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -294,6 +297,7 @@ class DailyCells:
 
     def __init__(self, n_bins: int = 15, segment_columns: Sequence[str] = ()):
         self.n_bins = check_n_bins(n_bins)
+        self._edges = width_edges(self.n_bins)
         self.segment_columns = tuple(segment_columns)
         self.labels: list[tuple[str, str]] = [ALL]
         self._index: dict[tuple[str, str], int] = {ALL: 0}
@@ -363,16 +367,15 @@ class DailyCells:
         self._grow(first, last)
         span = last - first + 1
         cell = (day - first) * 2 * self.n_bins + correct.astype(np.int64) * self.n_bins
-        cell += assign_bins(confidence, width_edges(self.n_bins))
+        cell += assign_bins(confidence, self._edges)
         size = len(self.labels) * span * 2 * self.n_bins
         lo = first - self.day0
         shape = (len(self.labels), span, 2, self.n_bins)
+        powers = _powers(confidence)  # once per batch, shared by every segment column
         for ids in groups:
             flat = ids * (span * 2 * self.n_bins) + cell
             self.count[:, lo : lo + span] += np.bincount(flat, minlength=size).reshape(shape)
-            power = np.ones_like(confidence)
-            for k in range(POWERS):
-                power = power * confidence
+            for k, power in enumerate(powers):
                 summed = np.bincount(flat, weights=power, minlength=size).reshape(shape)
                 self.sums[:, lo : lo + span, ..., k] += summed
 

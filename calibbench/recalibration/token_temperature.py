@@ -20,24 +20,18 @@ from scipy.optimize import brentq
 
 from calibbench.errors import InputError
 from calibbench.metrics.token import TokenMetrics
-from calibbench.recalibration.base import Recalibrator
+from calibbench.recalibration.methods.temperature import ObjectiveTemperature
 
 OBJECTIVES = ("nll", "ece", "full_ece")
 
 
-class TokenTemperatureScaler(Recalibrator):
+class TokenTemperatureScaler(ObjectiveTemperature):
     """One next-token temperature T from a streamed pass; see the module docstring. objective:
     "nll" (default), "ece" (top-1) or "full_ece". Learned: temperature_, objective_value_."""
 
     name = "token_temperature"
     per_item: ClassVar[bool] = False
-    learned: ClassVar[tuple[str, ...]] = ("temperature", "objective_value")
-
-    def __init__(self, objective: str = "nll"):
-        self.objective = objective
-
-    def _params(self) -> dict[str, Any]:
-        return {"objective": self.objective}
+    objectives: ClassVar[tuple[str, ...]] = OBJECTIVES
 
     @classmethod
     def inputs(cls, frame: Any, signal: str, correct: str) -> tuple[Any, np.ndarray]:
@@ -51,10 +45,7 @@ class TokenTemperatureScaler(Recalibrator):
     def fit(self, X: TokenMetrics, y: Any = None) -> TokenTemperatureScaler:
         """Fit from one streamed pass X: `TokenCalibration(...).compute()` at a temperature grid
         (at least two temperatures; for "nll" the minimum must lie inside the grid)."""
-        if self.objective not in OBJECTIVES:
-            raise InputError(
-                f"token_temperature: objective must be one of {OBJECTIVES}, got {self.objective!r}"
-            )
+        self._check_objective()
         metrics = X
         t = metrics.temperatures
         if len(t) < 2:

@@ -61,13 +61,12 @@ def _nll_grad_hess(z: np.ndarray, mask: np.ndarray, gold: np.ndarray, beta: floa
     return float(np.mean(lse - beta * z_gold)), float(np.mean(mean - z_gold)), float(np.mean(var))
 
 
-class TemperatureScaler(Recalibrator):
-    """One temperature T over option log-likelihoods; see the module docstring. objective:
-    "nll" (default) or "ece" (top-label). Learned: temperature_, objective_value_."""
+class ObjectiveTemperature(Recalibrator):
+    """What every one-temperature fit shares: the `objective` hyper-parameter (one of the
+    subclass's `objectives`, checked by `_check_objective` in `fit`) and the learned
+    temperature_ and objective_value_. Not a method itself (it has no `name`)."""
 
-    name = "temperature"
-    order: ClassVar[int] = 1
-    min_items: ClassVar[int] = 2
+    objectives: ClassVar[tuple[str, ...]]
     learned: ClassVar[tuple[str, ...]] = ("temperature", "objective_value")
 
     def __init__(self, objective: str = "nll"):
@@ -75,6 +74,22 @@ class TemperatureScaler(Recalibrator):
 
     def _params(self) -> dict[str, Any]:
         return {"objective": self.objective}
+
+    def _check_objective(self) -> None:
+        if self.objective not in self.objectives:
+            raise InputError(
+                f"{self.name}: objective must be one of {self.objectives}, got {self.objective!r}"
+            )
+
+
+class TemperatureScaler(ObjectiveTemperature):
+    """One temperature T over option log-likelihoods; see the module docstring. objective:
+    "nll" (default) or "ece" (top-label). Learned: temperature_, objective_value_."""
+
+    name = "temperature"
+    order: ClassVar[int] = 1
+    min_items: ClassVar[int] = 2
+    objectives: ClassVar[tuple[str, ...]] = OBJECTIVES
 
     @classmethod
     def inputs(cls, frame: pd.DataFrame, signal: str, correct: str) -> tuple[Any, np.ndarray]:
@@ -90,10 +105,7 @@ class TemperatureScaler(Recalibrator):
     def fit(self, X: Sequence[ArrayLike], y: ArrayLike) -> TemperatureScaler:
         """Fit on items' option log-likelihoods X (each (K_i,), K_i >= 2) and gold indices y
         (N,)."""
-        if self.objective not in OBJECTIVES:
-            raise InputError(
-                f"temperature: objective must be one of {OBJECTIVES}, got {self.objective!r}"
-            )
+        self._check_objective()
         option_logprobs, gold = X, y
         rows = _options(option_logprobs)
         y = np.asarray(gold)

@@ -23,13 +23,18 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib.style
-import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import atomic_write, write_json, write_parquet
 from calibbench.lmeval.crossfit import cross_fit
 from calibbench.lmeval.logs import SIGNALS, GradedTask, LmEvalLog, grade_log, option_scores
-from calibbench.paper.figures import FALLBACKS, STYLE, draw_reliability, save_figure
+from calibbench.paper.figures import (
+    STYLE,
+    draw_reliability,
+    fallback_method,
+    save_figure,
+    typed_bins,
+)
 
 #: Metrics in the Markdown tables, by summary name.
 SHOWN = {"accuracy": "accuracy", "mean_confidence": "mean conf.", "ece": "ECE",
@@ -86,8 +91,8 @@ def shown_method(signal: dict[str, Any]) -> tuple[str | None, str]:
     best = signal["best"]["method"]
     if best is not None:
         return best, "best"
-    fitted = [m for m in FALLBACKS if "summary" in signal["methods"].get(m, {})]
-    return (fitted[0], "fallback") if fitted else (None, "none fitted")
+    after = fallback_method([m for m, entry in signal["methods"].items() if "summary" in entry])
+    return (after, "fallback") if after else (None, "none fitted")
 
 
 def reliability_frame(signal: dict[str, Any], model: str, task: str) -> pd.DataFrame:
@@ -101,10 +106,7 @@ def reliability_frame(signal: dict[str, Any], model: str, task: str) -> pd.DataF
         )
         for method, role in parts
     ]
-    floats = ["bin_low", "bin_high", "mean_confidence", "accuracy", "ci_low", "ci_high"]
-    return pd.concat(frames, ignore_index=True).astype(
-        {c: float for c in floats} | {"count": np.int64}
-    )
+    return typed_bins(pd.concat(frames, ignore_index=True))
 
 
 def model_label(name: str) -> str:

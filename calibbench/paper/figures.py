@@ -23,7 +23,7 @@ alone use the current rcParams), and the files carry no dates, so a rerun writes
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ UNIT = (-0.02, 1.02)
 STYLE = {"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "figure.titlesize": 9}
 
 _BIN_COLUMNS = ["bin_low", "bin_high", "count", "mean_confidence", "accuracy", "ci_low", "ci_high"]
+_BIN_FLOATS = [c for c in _BIN_COLUMNS if c != "count"]
 _CASE_COLUMNS = ["model", "task", "method", "role", "choice"]
 _CHOICE_TEXT = {
     "best": "best method",
@@ -87,10 +88,21 @@ def shown_methods(results: Results, signal: str = PRIMARY) -> pd.DataFrame:
             after, choice = best, "best"
         else:
             best = None
-            after = next((m for m in FALLBACKS if m in methods), None)
+            after = fallback_method(methods)
             choice = "fallback" if after else "none fitted"
         rows.append({"model": model, "task": task, "best": best, "after": after, "choice": choice})
     return pd.DataFrame(rows, columns=columns)
+
+
+def fallback_method(fitted: Collection[str]) -> str | None:
+    """The method drawn against raw where none is best: the first of FALLBACKS among the
+    `fitted` methods, or None."""
+    return next((m for m in FALLBACKS if m in fitted), None)
+
+
+def typed_bins(data: pd.DataFrame) -> pd.DataFrame:
+    """Reliability rows with float bin edges, means and intervals and int64 counts."""
+    return data.astype({c: float for c in _BIN_FLOATS} | {"count": np.int64})
 
 
 def _before_after(shown: pd.DataFrame) -> Iterator[tuple[Any, str, str]]:
@@ -116,9 +128,7 @@ def reliability_data(results: Results, signal: str = PRIMARY) -> pd.DataFrame:
     ]
     if not frames:
         return pd.DataFrame(columns=_CASE_COLUMNS + _BIN_COLUMNS)
-    data = pd.concat(frames, ignore_index=True)[_CASE_COLUMNS + _BIN_COLUMNS]
-    floats = ["bin_low", "bin_high", "mean_confidence", "accuracy", "ci_low", "ci_high"]
-    return data.astype({c: float for c in floats} | {"count": np.int64})
+    return typed_bins(pd.concat(frames, ignore_index=True)[_CASE_COLUMNS + _BIN_COLUMNS])
 
 
 def risk_coverage(confidence: ArrayLike, correct: ArrayLike) -> pd.DataFrame:

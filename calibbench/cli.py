@@ -54,7 +54,7 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from calibbench.collect import CollectSettings, collect
+    from calibbench.collect import CollectSettings, collect, requests_kind
     from calibbench.models import load_model
 
     try:
@@ -70,7 +70,8 @@ def _cmd_collect(args: argparse.Namespace) -> None:
     settings = CollectSettings(
         chunk_size=args.chunk_size, n_bins=args.n_bins, temperatures=tuple(args.temperatures)
     )
-    with load_model(args.model, spec) as model:
+    kind = requests_kind(requests, str(args.requests))
+    with load_model(args.model, spec, kind) as model:
         collect(model, requests, args.out, settings, progress=not args.no_progress)
 
 

@@ -35,7 +35,7 @@ from typing import Any
 
 from calibbench.errors import InputError
 from calibbench.models.builtin import BUILTIN
-from calibbench.models.registry import RUNTIMES
+from calibbench.models.registry import RUNTIMES, scoring_problem
 from calibbench.tasks import Task
 
 #: Seconds to wait for an endpoint or the hub before calling it unreachable.
@@ -162,7 +162,9 @@ def _check_model(model: str, entry: dict[str, Any], problems: list[str]) -> None
             f"{key}.api_key: never write a key into a configuration (it would be copied into the "
             "run's manifest); export it as an environment variable and name that with api_key_env"
         )
-    unknown = sorted(set(spec) - {"runtime", "api_key", *runtime.sources, *runtime.options})
+    unknown = sorted(
+        set(spec) - {"runtime", "scoring_runtime", "api_key", *runtime.sources, *runtime.options}
+    )
     if unknown:
         problems.append(
             f"{key}: unknown option(s) {unknown} for runtime {runtime.name}; "
@@ -172,6 +174,9 @@ def _check_model(model: str, entry: dict[str, Any], problems: list[str]) -> None
         problem = SOURCE_CHECKS[(runtime.name, given[0])](spec, f"{key}.{given[0]}")
         if problem:
             problems.append(problem)
+    problem = scoring_problem(spec)
+    if problem:
+        problems.append(f"{key}.scoring_runtime: {problem}")
     if runtime.name == "hf" and spec.get("adapter") is not None:
         adapter = Path(spec["adapter"])
         if not (adapter / "adapter_config.json").is_file():

@@ -80,6 +80,10 @@ def test_transformers_directory_with_a_gguf_file(tmp_path):
         ({"runtime": "hf", "hub": "no-owner"}, "expected a hub id like 'owner/model'"),
         ({"runtime": "openai", "base_url": "api.openai.com"}, "expected an http:// or https://"),
         ({"runtime": "openai", "base_url": "http://x/v1", "api_key": "sk-1"}, "never write a key"),
+        ({"runtime": "llamacpp", "builtin": "smollm2-135m", "scoring_runtime": "openai"},
+         "scoring_runtime: expected a local runtime"),
+        ({"runtime": "hf", "builtin": "smollm2-135m", "scoring_runtime": "llamacpp"},
+         "scoring_runtime: a second runtime for scoring is available for llamacpp entries"),
     ],
 )  # fmt: skip
 def test_bad_model_entries(spec, words):

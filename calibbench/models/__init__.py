@@ -6,6 +6,9 @@ A model entry (config `models:`) names a runtime and where the weights or the en
     {"runtime": "llamacpp", "builtin": "smollm2-135m"}          # GGUF from an installed package
     {"runtime": "llamacpp", "path": "/models/x.gguf"}
     {"runtime": "hf", "builtin": "gemma3-270m"}                  # the same GGUF, via transformers
+    {"runtime": "llamacpp", "builtin": "smollm2-135m", "scoring_runtime": "hf"}
+                                    # generation via llama.cpp, teacher-forced scoring via
+                                    # transformers, on the same weights (`runtime_for`)
     {"runtime": "hf", "hub": "meta-llama/Llama-3.2-1B", "revision": "main"}   # needs network
     {"runtime": "hf", "path": "/models/dir", "gguf_file": "x.gguf"}
     {"runtime": "openai", "base_url": "https://api.openai.com/v1", "model": "gpt-4o-mini",
@@ -37,7 +40,7 @@ from calibbench.models.base import (
     ScoredText,
 )
 from calibbench.models.builtin import BUILTIN, gguf_path
-from calibbench.models.registry import RUNTIMES, runtime_of
+from calibbench.models.registry import RUNTIMES, runtime_for, runtime_of
 
 __all__ = [
     "BUILTIN",
@@ -54,8 +57,11 @@ __all__ = [
 ]
 
 
-def load_model(name: str, spec: dict[str, Any]) -> LanguageModel:
-    """Build the model `name` from its configuration entry `spec` (see the module docstring)."""
+def load_model(name: str, spec: dict[str, Any], kind: str | None = None) -> LanguageModel:
+    """Build the model `name` from its configuration entry `spec` (see the module docstring):
+    the runtime that serves requests of `kind` ("loglikelihood", "score", "generate"; see
+    `runtime_for`), or the entry's own `runtime` when `kind` is None."""
+    spec = runtime_for(name, spec, kind or "generate")
     runtime = runtime_of(name, spec).name
     spec = {k: v for k, v in spec.items() if k != "runtime"}
     try:

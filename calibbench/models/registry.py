@@ -9,6 +9,7 @@ constructor so the two cannot drift apart. Nothing here imports a runtime (torch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from calibbench.errors import InputError
@@ -70,6 +71,57 @@ RUNTIMES: dict[str, Runtime] = {
     )
 }
 # fmt: on
+
+
+#: Request kinds a `scoring_runtime` serves: teacher-forced scoring of given text.
+SCORING_KINDS = ("loglikelihood", "score")
+
+
+def runtime_for(name: str, spec: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The entry that serves requests of `kind` ("loglikelihood", "score" or "generate").
+
+    An entry may name a second runtime for teacher-forced scoring, on the same weights:
+    `{"runtime": "llamacpp", "builtin": "smollm2-135m", "scoring_runtime": "hf"}` generates with
+    llama.cpp and scores with transformers (on 2 CPU cores transformers scores whole next-token
+    distributions about 3 times faster, llama.cpp generates about 3 times faster: bench/collect.py).
+    The scoring entry keeps the source and the options its runtime takes; a GGUF `path` becomes
+    transformers' (directory, gguf_file). Each collection records the identity of the runtime
+    that ran it. Raises InputError for a runtime that cannot read the entry's weights.
+    """
+    scoring = spec.get("scoring_runtime")
+    entry = {k: v for k, v in spec.items() if k != "scoring_runtime"}
+    if scoring is None or kind not in SCORING_KINDS or scoring == spec.get("runtime"):
+        return entry
+    problem = scoring_problem(spec)
+    if problem:
+        raise InputError(f"models.{name}.spec.scoring_runtime: {problem}")
+    target = RUNTIMES[scoring]
+    routed: dict[str, Any] = {"runtime": scoring}
+    if "builtin" in spec:
+        routed["builtin"] = spec["builtin"]
+    else:
+        path = Path(spec["path"])
+        routed |= {"path": str(path.parent), "gguf_file": path.name}
+    routed |= {k: v for k, v in entry.items() if k in target.options and k not in routed}
+    return routed
+
+
+def scoring_problem(spec: dict[str, Any]) -> str | None:
+    """Why the entry's `scoring_runtime` cannot serve it, or None when it can (or has none)."""
+    scoring = spec.get("scoring_runtime")
+    if scoring is None or scoring == spec.get("runtime"):
+        return None
+    if scoring not in RUNTIMES or not RUNTIMES[scoring].full_distributions:
+        local = [r.name for r in RUNTIMES.values() if r.full_distributions]
+        return f"expected a local runtime, one of {local}, got {scoring!r}"
+    if spec.get("runtime") != "llamacpp" or scoring != "hf":
+        return (
+            "a second runtime for scoring is available for llamacpp entries (scoring_runtime: "
+            f"hf), not for {spec.get('runtime')!r} entries"
+        )
+    if "builtin" not in spec and not str(spec.get("path", "")).endswith(".gguf"):
+        return "transformers reads a built-in model or a .gguf path"
+    return None
 
 
 def runtime_of(name: str, spec: dict[str, Any]) -> Runtime:

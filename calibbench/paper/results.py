@@ -68,17 +68,23 @@ class Results:
     @cached_property
     def models(self) -> pd.DataFrame:
         """One row per model: model, runtime, family, n_parameters, vocab_size, quantization,
-        sha256, logprob_source (from the first collection of each model)."""
-        rows = {}
-        for path in sorted(self.root.glob("collect/*/*/answers/manifest.json")):
+        sha256, logprob_source (from the first collection of each model; runtime lists every
+        runtime its collections ran on, e.g. "hf, llamacpp" for an entry that scores with
+        transformers and generates with llama.cpp)."""
+        rows: dict[str, dict[str, Any]] = {}
+        runtimes: dict[str, set[str]] = {}
+        for path in sorted(self.root.glob("collect/*/*/*/manifest.json")):
             model = path.parents[2].name
-            if model in rows:
-                continue
             info = _json(path)["model"]
+            runtimes.setdefault(model, set()).add(info["runtime"])
+            if model in rows or path.parent.name != "answers":
+                continue
             rows[model] = {"model": model, "runtime": info["runtime"], "family": info["family"],
                            "n_parameters": info["n_parameters"], "vocab_size": info["vocab_size"],
                            "quantization": info["quantization"], "sha256": info["sha256"],
                            "logprob_source": info["logprob_source"]}  # fmt: skip
+        for model, row in rows.items():
+            row["runtime"] = ", ".join(sorted(runtimes[model]))
         return pd.DataFrame(list(rows.values()))
 
     @cached_property

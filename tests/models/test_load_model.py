@@ -7,7 +7,8 @@ import urllib.request
 import pytest
 
 from calibbench.errors import InputError
-from calibbench.models import GenerationRequest, load_model
+from calibbench.models import GenerationRequest, LoglikelihoodRequest, load_model
+from calibbench.models.registry import runtime_for
 
 pytestmark = pytest.mark.model
 
@@ -102,3 +103,25 @@ def test_a_request_scores_the_same_whatever_came_before(builtin):
             return [r.logprob for r in model.loglikelihood(requests)]
 
     assert scores(first, second)[2:] == pytest.approx(scores(second), abs=1e-5)
+
+
+def test_scoring_runtime_routes_scoring_to_transformers_and_generation_to_llamacpp(tmp_path):
+    spec = {"runtime": "llamacpp", "builtin": "smollm2-135m", "scoring_runtime": "hf",
+            "n_threads": 2, "batch_size": 8}  # fmt: skip
+    assert runtime_for("m", spec, "generate") == {
+        "runtime": "llamacpp", "builtin": "smollm2-135m", "n_threads": 2, "batch_size": 8}
+    assert runtime_for("m", spec, "loglikelihood") == runtime_for("m", spec, "score") == {
+        "runtime": "hf", "builtin": "smollm2-135m", "batch_size": 8}
+    gguf = {"runtime": "llamacpp", "path": "/models/x.gguf", "scoring_runtime": "hf"}
+    assert runtime_for("m", gguf, "score") == {
+        "runtime": "hf", "path": "/models", "gguf_file": "x.gguf"}
+    with pytest.raises(InputError, match="models.m.spec.scoring_runtime: transformers reads"):
+        runtime_for("m", {"runtime": "llamacpp", "path": "/m/x.bin", "scoring_runtime": "hf"},
+                    "score")  # fmt: skip
+    spec.pop("batch_size")  # not an option of llama.cpp's constructor
+    request = LoglikelihoodRequest("The capital of France is", " Paris")
+    with load_model("m", spec, "loglikelihood") as scorer, load_model("m", spec) as generator:
+        assert (scorer.info().runtime, generator.info().runtime) == ("hf", "llamacpp")
+        assert scorer.info().sha256 == generator.info().sha256  # the same weights file
+        a, b = scorer.loglikelihood([request])[0], generator.loglikelihood([request])[0]
+        assert a.token_ids == b.token_ids and abs(a.logprob - b.logprob) < 0.05

@@ -1,4 +1,5 @@
-# The seeded calibration/test split of each task, fixed by item id (calibbench.splits).
+# The seeded calibration/test split of each task, fixed by item id (calibbench.splits); a task's
+# own calibration_fraction overrides the configuration's.
 
 
 rule split:
@@ -6,8 +7,12 @@ rule split:
         f"{RESULTS}/tasks/{{task}}/items.parquet",
     output:
         f"{RESULTS}/splits/{{task}}.parquet",
+    params:
+        fraction=lambda wc: config["tasks"].get(wc.task, {}).get(
+            "calibration_fraction", config["calibration_fraction"]
+        ),
     log:
         f"{LOGS}/split/{{task}}.log",
     shell:
-        "calibbench split --items {input} --fraction {config[calibration_fraction]}"
+        "calibbench split --items {input} --fraction {params.fraction}"
         " --seed {config[seed]} --out {output} > {log} 2>&1"

@@ -10,7 +10,7 @@ transformers conversions of the built-in GGUF files under ~/.cache/calibbench: a
 pays about 95 s once for them).
 
     python bench/dag.py --before 1ee3399            # writes bench/results/dag.md and .json
-    python bench/dag.py --before 1ee3399 --quick    # prepare and split jobs only; writes nothing
+    python bench/dag.py --before 1ee3399 --quick    # one prepare job each; writes nothing
 
 The "after" commit (default HEAD) must be committed: uncommitted edits are not measured.
 """
@@ -33,6 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import machine_info, markdown_table, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
+#: --quick: one small job (preparing HumanEval's 20 items) instead of the whole run.
+QUICK_TARGET = "runs/default/results/tasks/humaneval/task.json"
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
 #: Rule -> stage of the data flow (collect -> confidences -> recalibrate -> metrics -> paper).
@@ -118,7 +120,7 @@ def run_commit(label: str, rev: str, cores: int, quick: bool, keep: Path | None)
     subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", str(tree), commit],
                    check=True, capture_output=True)  # fmt: skip
     env = os.environ | {"PYTHONPATH": str(tree)}  # that commit's package, not the installed one
-    cmd = [SNAKEMAKE, "--cores", str(cores)] + (["--until", "split"] if quick else [])
+    cmd = [SNAKEMAKE, "--cores", str(cores)] + ([QUICK_TARGET] if quick else [])
     print(f"{label}: {commit[:10]} in {tree}: {' '.join(cmd[1:])}", flush=True)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True)
@@ -159,7 +161,8 @@ def table(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, list[dict
     rows.append({
         "stage": "items per minute", "before job-s": before["items_per_minute"],
         "after job-s": after["items_per_minute"],
-        "speed-up": after["items_per_minute"] / before["items_per_minute"],
+        "speed-up": (after["items_per_minute"] / before["items_per_minute"]
+                     if before["items_per_minute"] else None),
     })  # fmt: skip
     columns = ["stage", "before jobs", "before job-s", "after jobs", "after job-s", "speed-up"]
     return markdown_table(rows, columns), rows
@@ -170,7 +173,7 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="commit of the run to compare against")
     parser.add_argument("--after", default="HEAD", help="commit measured (default HEAD)")
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="prepare and split only; no files")
+    parser.add_argument("--quick", action="store_true", help="one prepare job each; no files")
     parser.add_argument("--keep", type=Path, help="keep the worktrees (and their runs) here")
     args = parser.parse_args()
     before = run_commit("before", args.before, args.cores, args.quick, args.keep)

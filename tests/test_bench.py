@@ -82,3 +82,11 @@ def test_api_benchmark_runs_and_concurrency_keeps_the_completions():
     out = _run("bench/api.py", "--quick")
     rows = [line.split("|")[1:-1] for line in out.splitlines() if "latency" in line]
     assert len(rows) == 3 and all(cells[-1].strip() == "True" for cells in rows)
+
+
+def test_dag_benchmark_runs_two_commits_and_reads_their_jobs_from_the_logs():
+    out = _run("bench/dag.py", "--before", "HEAD", "--after", "HEAD", "--quick")  # a shallow clone
+    rows = {c[0]: c for c in ([x.strip() for x in line.split("|")[1:-1]]
+                              for line in out.splitlines() if line.startswith("| "))}  # fmt: skip
+    assert rows["prepare and split"][1] == rows["prepare and split"][3] == "1"  # jobs
+    assert rows["items per minute"][2] == rows["items per minute"][4] == "0"  # nothing graded

@@ -142,7 +142,7 @@ def table(before: dict[str, Any], after: dict[str, Any]) -> tuple[str, list[dict
     rows = []
     order = ["prepare and split", "collect", "collect (P(True) follow-up)", "grade",
              "recalibrate", "calibration-tuning", "metrics and paper"]  # fmt: skip
-    for stage in order + sorted(set(before["stages"]) | set(after["stages"]) - set(order)):
+    for stage in order + sorted((set(before["stages"]) | set(after["stages"])) - set(order)):
         b, a = before["stages"].get(stage), after["stages"].get(stage)
         if not (a or b):
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from pathlib import Path
@@ -55,6 +56,11 @@ def test_small_config_builds_the_paper(workflow_run, test_run):
     assert (tuning / "arc_easy.json").is_file()
     html = (paper / "paper.html").read_text()
     assert "<table>" in html and "over-estimates success on code generation" in html
+    collections = test_run / "results" / "collect" / "smollm2-135m"
+    runtime = {c: json.loads((collections / c / "manifest.json").read_text())["model"]["runtime"]
+               for c in ("arc_easy/answers", "triviaqa/answers", "triviaqa/followup")}  # fmt: skip
+    assert runtime == {"arc_easy/answers": "hf", "triviaqa/answers": "llamacpp",
+                       "triviaqa/followup": "hf"}  # scoring_runtime: hf  # fmt: skip
     manifest = (test_run / "results" / "manifest.json").read_text()
     assert '"commit"' in manifest and "config_sha256" in manifest
     summary = (test_run / "summary.md").read_text()

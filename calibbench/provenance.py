@@ -54,10 +54,13 @@ def run_manifest(config: dict[str, Any], results: Path, repo: Path) -> dict[str,
         p.parent.name: json.loads(p.read_text())["dataset"]
         for p in sorted(results.glob("tasks/*/task.json"))
     }
-    models: dict[str, Any] = {}
-    for path in sorted(results.glob("collect/*/*/answers/manifest.json")):
-        data = json.loads(path.read_text())
-        models.setdefault(path.parents[2].name, data["model"])
+    models: dict[str, Any] = {}  # each model's identity as its first collection has it
+    runtimes: dict[str, dict[str, Any]] = {}  # and that of every runtime its collections used
+    for path in sorted(results.glob("collect/*/*/*/manifest.json")):
+        data, model = json.loads(path.read_text()), path.parents[2].name
+        if path.parent.name == "answers":
+            models.setdefault(model, data["model"])
+        runtimes.setdefault(model, {}).setdefault(data["model"]["runtime"], data["model"])
     canonical = json.dumps(config, sort_keys=True)
     return {
         "code": git_state(repo),
@@ -69,4 +72,5 @@ def run_manifest(config: dict[str, Any], results: Path, repo: Path) -> dict[str,
         "seed": config.get("seed"),
         "tasks": tasks,
         "models": models,
+        "runtimes": runtimes,
     }

@@ -63,6 +63,7 @@ def test_small_config_builds_the_paper(workflow_run, test_run):
                        "triviaqa/followup": "hf"}  # scoring_runtime: hf  # fmt: skip
     manifest = (test_run / "results" / "manifest.json").read_text()
     assert '"commit"' in manifest and "config_sha256" in manifest
+    assert set(json.loads(manifest)["runtimes"]["smollm2-135m"]) == {"hf", "llamacpp"}
     summary = (test_run / "summary.md").read_text()
     assert "runs/test/paper/paper.html" in summary and "| smollm2-135m | arc_easy" in summary
     assert "names no reference tables" in summary

@@ -5,8 +5,10 @@
 
 For each built-in model and runtime, the same teacher-forced forward passes over the same texts:
 
-- bare llama.cpp: `Llama(logits_all=True)`, `reset()` and `eval(ids)` per text (llama-cpp-python's
-  own loop, which copies every position's logits into its score matrix);
+- bare llama.cpp: per text, an emptied KV cache and one `llama_decode` per n_batch tokens asking
+  for the logits of every position, read in place from llama.cpp's output buffer (the fastest
+  loop that yields every position's logits; `Llama.eval` with `logits_all=True` also copies them
+  into an n_ctx x V score matrix, slower than what calibbench does);
 - bare transformers: `model(input_ids).logits` per text under `torch.inference_mode()`;
 - calibbench: `collect()` of "score" requests, i.e. the runtime plus log-probs, the streaming
   token-level accumulator (Full-ECE etc. at 3 temperatures), Parquet chunks and the manifest.
@@ -115,12 +117,17 @@ def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, A
     ids = [model.tokenize(d) for d in docs]
     n_tokens = sum(len(i) - 1 for i in ids)
     bare = Llama(str(gguf_path(name)), n_ctx=1024, n_batch=128, n_ubatch=128, n_threads=threads,
-                 n_threads_batch=threads, logits_all=True, verbose=False)  # fmt: skip
+                 n_threads_batch=threads, logits_all=False, verbose=False)  # fmt: skip
+    vocab = bare.n_vocab()
 
     def bare_loop() -> None:
         for i in ids:
-            bare.reset()
-            bare.eval(i)
+            bare._ctx.kv_cache_seq_rm(-1, 0, -1)
+            for start in range(0, len(i), 128):
+                chunk = i[start : start + 128]
+                bare._batch.set_batch(chunk, n_past=start, logits_all=True)
+                bare._ctx.decode(bare._batch)
+                np.ctypeslib.as_array(bare._ctx.get_logits(), shape=(len(chunk) * vocab,))
 
     ours = collect_variants(model, docs)
     rows = []

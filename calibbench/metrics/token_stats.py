@@ -19,11 +19,17 @@ The dense work is a handful of vectorised passes over each sub-chunk (max, subtr
 temperature one exp and four row-wise dot products through BLAS) sized to stay in the CPU's L2
 cache; nothing of size N x V is ever allocated. The per-position sums are the same whatever the
 chunking (each row is reduced on its own), so merging accumulators of any split of the data
-reproduces one pass.
+reproduces one pass. The numpy kernel spreads a chunk's sub-chunks over one thread per CPU this
+process may use (numpy and BLAS release the GIL in these passes), as the runtimes do for their
+forward passes; a row is reduced the same way in any thread, so the results do not depend on the
+number of threads.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,36 +106,67 @@ def check_finite_rows(z: np.ndarray, offset: int) -> None:
         raise nonfinite_logits_error(offset + int(np.argmax(bad)))
 
 
+def cpu_threads() -> int:
+    """Threads for the CPU passes: one per CPU this process may use (as the runtimes use)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process-wide worker threads of the CPU kernel, started on first use."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(cpu_threads(), thread_name_prefix="calibbench-stats")
+        return _POOL
+
+
 class StatsKernel:
-    """Computes `ChunkStats` of a block of positions, `rows` positions (one sub-chunk) at a time.
+    """Computes `ChunkStats` of a block of positions, `rows` positions (one sub-chunk) at a time,
+    the sub-chunks spread over `threads` threads in contiguous runs.
 
     Subclasses implement `_dense` for one array library; this loop and everything after the
     dense passes is shared, so both libraries produce statistics the same way.
     """
 
-    def __init__(self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int):
+    def __init__(
+        self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int, threads: int = 1
+    ):
         self.vocab_size = vocab_size
         self.temperatures = temperatures
         self.betas = 1.0 / temperatures
         self.n_bins = n_bins
         self.rows = rows
+        self.threads = max(1, threads)
 
     def __call__(self, z: Any, targets: Any, offset: int) -> ChunkStats:
         """Statistics of logits `z` (c, V) with targets (c,); `offset` numbers the positions."""
         c = z.shape[0]
         moments = np.empty((4, len(self.betas), c))
         x_target = np.empty(c)
-        flats, xs = [], []
-        for start in range(0, c, self.rows):
-            stop = min(start + self.rows, c)
-            xt, flat, cx = self._dense(
-                z[start:stop], targets[start:stop], offset + start, moments[:, :, start:stop]
-            )
-            x_target[start:stop] = xt
-            flats.append(flat + start * self.vocab_size)
-            xs.append(cx)
-        cand_row, cand_col = np.divmod(np.concatenate(flats), self.vocab_size)
-        cand_x = np.concatenate(xs)
+        starts = range(0, c, self.rows)
+        runs = [list(r) for r in np.array_split(starts, min(self.threads, len(starts)))]
+
+        def run(run_starts: list[int]) -> list[tuple[np.ndarray, np.ndarray]]:
+            found = []
+            for start in run_starts:
+                stop = min(start + self.rows, c)
+                xt, flat, cx = self._dense(
+                    z[start:stop], targets[start:stop], offset + start, moments[:, :, start:stop]
+                )
+                x_target[start:stop] = xt
+                found.append((flat + start * self.vocab_size, cx))
+            return found
+
+        if len(runs) == 1:
+            found = run(runs[0])
+        else:
+            found = [f for part in _pool().map(run, runs) for f in part]
+        cand_row, cand_col = np.divmod(np.concatenate([f for f, _ in found]), self.vocab_size)
+        cand_x = np.concatenate([x for _, x in found])
         return ChunkStats(
             argmax=first_max_index(cand_row, cand_col, cand_x, c),
             x_target=x_target,
@@ -154,19 +191,30 @@ class StatsKernel:
 
 
 class NumpyStatsKernel(StatsKernel):
-    """`StatsKernel` for numpy logits, through reused work buffers of `rows` x V."""
+    """`StatsKernel` for numpy logits, through reused work buffers of `rows` x V per thread
+    (default: `cpu_threads()` threads)."""
 
-    def __init__(self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int):
-        super().__init__(vocab_size, temperatures, n_bins, rows)
-        self._buffers: dict[np.dtype, tuple[np.ndarray, ...]] = {}
+    def __init__(
+        self,
+        vocab_size: int,
+        temperatures: np.ndarray,
+        n_bins: int,
+        rows: int,
+        threads: int | None = None,
+    ):
+        threads = cpu_threads() if threads is None else threads
+        super().__init__(vocab_size, temperatures, n_bins, rows, threads)
+        self._buffers: dict[tuple[np.dtype, int], tuple[np.ndarray, ...]] = {}
 
     def _work(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
-        """Work buffers (rows, V) of `dtype`: x, x^2 and e, plus a (V,) vector of ones."""
-        if dtype not in self._buffers:
+        """The calling thread's work buffers (rows, V) of `dtype`: x, x^2 and e, plus a (V,)
+        vector of ones."""
+        key = (dtype, threading.get_ident())
+        if key not in self._buffers:
             shape = (self.rows, self.vocab_size)
             work = tuple(np.empty(shape, dtype) for _ in range(3))
-            self._buffers[dtype] = (*work, np.ones(self.vocab_size, dtype))
-        return self._buffers[dtype]
+            self._buffers[key] = (*work, np.ones(self.vocab_size, dtype))
+        return self._buffers[key]
 
     def _dense(
         self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray

@@ -91,6 +91,47 @@ def test_matches_brute_force_loop(n_bins):
             )
 
 
+def edge_cases(rng: np.random.Generator, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+    """float64 logits (48, 6 * n_bins) and targets: random rows, tied maxima, rows of repeated
+    values, and rows whose probabilities sit exactly on bin edges at every temperature (uniform
+    over B, B / 2 or B / 5 entries, the rest masked; one certain entry), targets on every kind."""
+    v = 6 * n_bins
+    z, y = llm_like(rng, 48, v, dtype=np.float64)
+    z[0:8, 7] = z[0:8, 3] = z[0:8].max(axis=1) + 1.0  # two tied maxima
+    z[8:16] = np.round(z[8:16])  # many ties everywhere
+    masked = -1e30  # exp(masked / T) == 0 at every T here
+    for i, k in zip(range(16, 40), (n_bins, n_bins // 2, n_bins // 5) * 8, strict=True):
+        z[i] = masked
+        z[i, rng.choice(v, k, replace=False)] = rng.normal() * 5  # p = 1/k = (B/k) / B
+        y[i] = rng.choice(np.flatnonzero(z[i] > masked)) if i % 2 else rng.integers(v)
+    z[40:44] = masked
+    z[40:44, 1] = 0.0  # p = 1 exactly: the last bin
+    y[40:44] = (1, 2, 1, 0)
+    return z, y
+
+
+def test_sparse_binning_matches_full_binning_on_ties_extremes_and_edges():
+    """Only the candidates are binned above bin 0 (bin 0 follows from the totals): pinned
+    against binning every entry, at extreme temperatures too."""
+    n_bins, temps = 10, (0.05, 0.5, 1.0, 7.0, 50.0)
+    for seed in range(3):
+        z, y = edge_cases(np.random.default_rng(seed), n_bins)
+        acc = TokenCalibration(z.shape[1], n_bins=n_bins, temperatures=temps, chunk_bytes=4096)
+        acc.update(z, y)
+        got = acc.compute()
+        for j, t in enumerate(temps):
+            ref = brute_force(z, y, n_bins, t)
+            for key in ("full_count", "full_hits", "top1_count", "top1_correct"):
+                np.testing.assert_array_equal(getattr(got, key)[j], ref[key], err_msg=key)
+            for key in ("full_mass", "top1_confidence", "full_ece", "top1_ece", "brier"):
+                np.testing.assert_allclose(
+                    getattr(got, key)[j], ref[key], rtol=1e-9, atol=1e-12, err_msg=key
+                )
+            assert got.argmax_accuracy[j] == ref["argmax_accuracy"]
+        edge_bins = {n_bins // k for k in (n_bins, n_bins // 2, n_bins // 5)}
+        assert all((got.full_count[:, b] > 0).all() for b in edge_bins | {n_bins - 1})
+
+
 def test_float64_input_is_exact_to_float64_precision():
     rng = np.random.default_rng(7)
     z, y = llm_like(rng, 30, 23, dtype=np.float64)

@@ -67,6 +67,15 @@ def test_per_position_sums_do_not_depend_on_chunking(v):
             np.testing.assert_array_equal(getattr(st, name), want, err_msg=f"{name}, rows={rows}")
 
 
+def test_statistics_do_not_depend_on_the_number_of_threads():
+    z, y = logits(4, 37, 1500)
+    one = NumpyStatsKernel(1500, TEMPS, 15, rows=2, threads=1)(z, y, 0)
+    for threads in (2, 3, 64):
+        st = NumpyStatsKernel(1500, TEMPS, 15, rows=2, threads=threads)(z, y, 0)
+        for name in ("argmax", "x_target", "s0", "s1", "s2", "q", "cand_row", "cand_col", "cand_x"):
+            np.testing.assert_array_equal(getattr(st, name), getattr(one, name), err_msg=name)
+
+
 def test_torch_kernel_matches_numpy_kernel_on_cpu():
     z, y = logits(2, 64, 777)
     a = NumpyStatsKernel(777, TEMPS, 15, rows=5)(z, y, 0)

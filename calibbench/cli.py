@@ -137,20 +137,40 @@ def _cmd_split(args: argparse.Namespace) -> None:
 def _cmd_recalibrate(args: argparse.Namespace) -> None:
     from calibbench.recalibration.protocol import evaluate_method
 
-    entry, predictions = evaluate_method(
-        args.method,
-        _read(args.graded, "graded items"),
-        _read(args.split, "split"),
-        confidence=args.confidence,
-        n_bins=args.n_bins,
-        n_resamples=args.bootstrap,
-        level=args.level,
-        seed=args.seed,
-    )
-    write_json(entry, args.out)
-    if args.predictions:
-        empty = {"item_id": [], "confidence": [], "correct": []}
-        write_parquet(predictions if predictions is not None else _frame(empty), args.predictions)
+    empty = {"item_id": [], "confidence": [], "correct": []}
+    read, tables = None, None
+    for graded, split, confidence, out, predictions_file in _recalibrations(args):
+        if (graded, split) != read:  # a table's recalibrations come together: read it once
+            read, tables = (graded, split), (_read(graded, "graded items"), _read(split, "split"))
+        entry, predictions = evaluate_method(
+            args.method,
+            *tables,
+            confidence=confidence,
+            n_bins=args.n_bins,
+            n_resamples=args.bootstrap,
+            level=args.level,
+            seed=args.seed,
+        )
+        write_json(entry, out)
+        if predictions_file:
+            write_parquet(_frame(empty) if predictions is None else predictions, predictions_file)
+
+
+def _recalibrations(args: argparse.Namespace) -> list[tuple]:
+    """The (graded, split, confidence, out, predictions) of each recalibration asked for: the
+    n-th --graded goes with the n-th --split, --confidence, --out and --predictions."""
+    n = len(args.graded)
+    confidence = args.confidence or ["confidence"] * n
+    predictions = args.predictions or [None] * n
+    given = {"--split": args.split, "--confidence": confidence, "--out": args.out,
+             "--predictions": predictions}  # fmt: skip
+    for option, values in given.items():
+        if len(values) != n:
+            raise InputError(
+                f"{option}: given {len(values)} times for {n} --graded; give each option once "
+                "per recalibration (--confidence and --predictions may be left out entirely)"
+            )
+    return list(zip(args.graded, args.split, confidence, args.out, predictions, strict=True))
 
 
 def _frame(data: dict):  # type: ignore[no-untyped-def]
@@ -403,16 +423,18 @@ def _args_split(p: argparse.ArgumentParser) -> None:
 
 
 def _args_recalibrate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--graded", type=Path, required=True, help="graded items (Parquet)")
-    p.add_argument("--split", type=Path, required=True, help="item split (Parquet)")
-    p.add_argument("--confidence", default="confidence", help="confidence column to calibrate")
+    # One recalibration, or several of one method in one process (the workflow's one job per
+    # method): the n-th --graded goes with the n-th --split, --confidence, --out, --predictions.
+    p.add_argument("--graded", type=Path, action="append", required=True, help="graded items")
+    p.add_argument("--split", type=Path, action="append", required=True, help="item split")
+    p.add_argument("--confidence", action="append", help="column to calibrate (confidence)")
     p.add_argument("--method", required=True, help="raw, temperature, platt, isotonic, ...")
     p.add_argument("--n-bins", type=int, default=15)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--level", type=float, default=0.95, help="CI coverage")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="output JSON (summary, fitted state)")
-    p.add_argument("--predictions", type=Path, help="output Parquet of test predictions")
+    p.add_argument("--out", type=Path, action="append", required=True, help="output JSON")
+    p.add_argument("--predictions", type=Path, action="append", help="test predictions (Parquet)")
 
 
 def _args_compare(p: argparse.ArgumentParser) -> None:

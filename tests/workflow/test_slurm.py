@@ -106,7 +106,8 @@ def test_a_run_on_slurm_equals_the_local_run(cluster, tmp_path):
     assert len(collect) == 3  # arc_easy and triviaqa answers, triviaqa's P(True) follow-up
     assert all("gres:gpu:1" in j and "cpu=2," in j for j in collect), collect
     assert not [j for j in jobs if j.startswith(("rule_paper", "rule_split", "rule_prepare"))]
-    # besides: 2 gradings, and the 28 recalibrations with their 7 comparisons in one group job
+    # besides: 2 gradings, and the recalibrations (a job per method) with their 7 comparisons
+    # in one group job
     assert len(jobs) == 6, jobs
 
 

@@ -92,6 +92,8 @@ def signals(model, task):
 
 PAIRS = [(m, t) for m in MODELS for t in model_tasks(m)]
 PAIRS += [(m, lmeval.run_task(t)) for m in LM_EVAL for t in LM_EVAL[m]["tasks"]]
+# Every (model, task, signal) the methods recalibrate, a pair's signals together.
+RECALIBRATIONS = [(m, t, s) for m, t in PAIRS for s in signals(m, t)]
 # Every task's information file (the configuration's tasks and those of lm-eval logs).
 TASK_INFOS = [f"{RESULTS}/tasks/{t}/task.json" for t in [*TASKS, *LM_EVAL_TASKS]]
 
@@ -126,7 +128,6 @@ def all_tuning():
 def all_predictions():
     return [
         f"{RESULTS}/recalibrate/{m}/{t}/{s}/{method}.parquet"
-        for m, t in PAIRS
-        for s in signals(m, t)
+        for m, t, s in RECALIBRATIONS
         for method in METHODS
     ]

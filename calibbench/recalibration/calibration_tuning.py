@@ -80,6 +80,7 @@ class QueryScorer:
         if any(len(i) != 1 for i in ids):
             raise InputError(f"calibration tuning: the choices {CHOICES} must be single tokens")
         self.choice_ids = [i[0] for i in ids]
+        self.query_ids = tokenizer(QUERY, add_special_tokens=False).input_ids
 
     def encode(self, texts: Sequence[str]) -> list[tuple[list[int], int]]:
         """Token ids of text + QUERY and the number of tokens before the query."""
@@ -87,9 +88,8 @@ class QueryScorer:
         bos = [self.tokenizer.bos_token_id] if self._adds_bos() else []
         for i, text in enumerate(texts):
             body = bos + self.tokenizer(text, add_special_tokens=False).input_ids
-            query = self.tokenizer(QUERY, add_special_tokens=False).input_ids
-            ids = (body + query)[-self.config.max_length :]
-            if len(ids) < len(body + query):
+            ids = (body + self.query_ids)[-self.config.max_length :]
+            if len(ids) < len(body) + len(self.query_ids):
                 raise InputError(f"calibration tuning: example {i} exceeds max_length")
             out.append((ids, len(body)))
         return out
@@ -106,29 +106,74 @@ class QueryScorer:
         positions = (mask.cumsum(1) - 1).clamp(min=0)
         return {"input_ids": ids, "attention_mask": mask, "position_ids": positions}
 
-    def forward(self, encoded: Sequence[tuple[list[int], int]], hidden: bool = False):
-        """Logits (B, L, V) of a left-padded batch, and the last hidden state if asked."""
-        out = self.model(**self._batch(encoded), output_hidden_states=hidden)
+    def forward(
+        self,
+        encoded: Sequence[tuple[list[int], int]],
+        hidden: bool = False,
+        keep: int | torch.Tensor = 0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Logits of a left-padded batch, and its last hidden state (B, L, H) if asked.
+
+        `keep` is transformers' `logits_to_keep`: 0 gives the logits at every position
+        (B, L, V), k > 0 at the last k (B, k, V), a (B, L) boolean mask at its True positions,
+        flattened row by row (M, V); the output layer only runs where they are kept."""
+        out = self.model(
+            **self._batch(encoded), output_hidden_states=hidden, logits_to_keep=keep,
+            use_cache=False,
+        )  # fmt: skip
         return out.logits, (out.hidden_states[-1] if hidden else None)
 
     def yes_no_logits(self, logits: torch.Tensor) -> torch.Tensor:
         """(B, 2) logits of " yes" and " no" at the last position."""
         return logits[:, -1, self.choice_ids]
 
+    def query_scores(
+        self, encoded: Sequence[tuple[list[int], int]], hidden: bool = False
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(N, 2) yes/no logits at the query's last position and, if asked, the last hidden
+        state there (N, H), in the order of `encoded`. Inference only: batches of similar
+        lengths (little padding) and the output layer at the last position only."""
+        yes_no = np.empty((len(encoded), 2), dtype=np.float32)
+        features: np.ndarray | None = None
+        lengths = [len(ids) for ids, _ in encoded]
+        with torch.inference_mode():
+            for batch in sorted_batches(lengths, self.config.batch_size):
+                logits, states = self.forward([encoded[i] for i in batch], hidden, keep=1)
+                yes_no[batch] = self.yes_no_logits(logits).float().numpy()
+                if states is not None:
+                    if features is None:
+                        features = np.empty((len(encoded), states.shape[-1]), dtype=np.float32)
+                    features[batch] = states[:, -1].float().numpy()
+        return yes_no, features
+
+    def answer_logprobs(self, encoded: Sequence[tuple[list[int], int]]) -> torch.Tensor:
+        """(M, V) next-token log-probabilities at the M answer positions of the batch (see
+        `_answer_mask`), row by row, without gradients: the KL term's reference."""
+        mask = self._answer_mask(encoded, max(len(ids) for ids, _ in encoded))
+        with torch.no_grad():
+            logits, _ = self.forward(encoded, keep=mask)
+            return F.log_softmax(logits.float(), dim=-1)
+
     def loss(
         self,
         encoded: Sequence[tuple[list[int], int]],
         labels: torch.Tensor,
-        base_logits: torch.Tensor | None,
+        base_logprobs: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(total, query cross-entropy, KL) of a batch; `base_logits` are the frozen model's
-        logits on the same batch (None: no KL term)."""
-        logits, _ = self.forward(encoded)
+        """(total, query cross-entropy, KL) of a batch; `base_logprobs` are the frozen model's
+        `answer_logprobs` of the same batch (None: no KL term). The output layer runs only at
+        the answer positions and the last one."""
+        width = max(len(ids) for ids, _ in encoded)
+        answers = self._answer_mask(encoded, width)
+        last = torch.zeros_like(answers)
+        last[:, -1] = True
+        logits, _ = self.forward(encoded, keep=answers | last)
+        at_last = last[answers | last]  # which kept rows are last positions
         target = (~labels).long()  # index 0 = " yes" = correct
-        ce = F.cross_entropy(self.yes_no_logits(logits), target)
-        if base_logits is None or self.config.kl_weight == 0:
+        ce = F.cross_entropy(logits[at_last][:, self.choice_ids], target)
+        if base_logprobs is None or self.config.kl_weight == 0:
             return ce, ce.detach(), torch.zeros(())
-        kl = answer_kl(base_logits, logits, self._answer_mask(encoded, logits.shape[1]))
+        kl = answer_kl(base_logprobs, logits[~at_last])
         return ce + self.config.kl_weight * kl, ce.detach(), kl.detach()
 
     @staticmethod
@@ -141,13 +186,36 @@ class QueryScorer:
         return mask
 
 
-def answer_kl(base_logits: torch.Tensor, logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean over masked positions of KL(p_base || p) of the next-token distributions (nats)."""
-    base = F.log_softmax(base_logits.float(), dim=-1)[mask]
-    tuned = F.log_softmax(logits.float(), dim=-1)[mask]
-    if base.shape[0] == 0:
+def sorted_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Indices into `lengths` cut into batches of `batch_size` after a stable sort by length,
+    so that a left-padded batch is mostly tokens."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+
+def length_grouped_batches(
+    order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator
+) -> list[np.ndarray]:
+    """Training batches of similar lengths, as transformers' length-grouped sampler does:
+    the shuffled `order` is cut into mega-batches of 50 batches, each is sorted by length
+    (stable) and cut into batches, and the batches are shuffled by `rng`. Every index of
+    `order` is in exactly one batch, and there are ceil(len(order) / batch_size) batches."""
+    mega = 50 * batch_size
+    batches = []
+    for s in range(0, len(order), mega):
+        group = order[s : s + mega]
+        group = group[np.argsort(lengths[group], kind="stable")]
+        batches += [group[b : b + batch_size] for b in range(0, len(group), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def answer_kl(base_logprobs: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """Mean over the M positions of KL(p_base || p) of the next-token distributions (nats),
+    from the base log-probabilities (M, V) and the tuned logits (M, V)."""
+    if base_logprobs.shape[0] == 0:
         return torch.zeros(())
-    return (base.exp() * (base - tuned)).sum(-1).mean()
+    tuned = F.log_softmax(logits.float(), dim=-1)
+    return (base_logprobs.exp() * (base_logprobs - tuned)).sum(-1).mean()
 
 
 def p_yes(yes_no: np.ndarray) -> np.ndarray:
@@ -217,8 +285,8 @@ def run(
     train_enc, test_enc = scorer.encode(train_texts), scorer.encode(test_texts)
 
     scorer.model.eval()
-    _, train_h = _base_scores(scorer, train_enc)
-    test_yn, test_h = _base_scores(scorer, test_enc)
+    _, train_h = scorer.query_scores(train_enc, hidden=True)
+    test_yn, test_h = scorer.query_scores(test_enc, hidden=True)
     mean, std = train_h.mean(0), train_h.std(0) + 1e-6
     probe = fit_logistic((train_h - mean) / std, y.astype(float), ridge=cfg.probe_l2)
     probe_conf = expit((test_h - mean) / std @ probe[:-1] + probe[-1])
@@ -227,9 +295,9 @@ def run(
     n_held = max(2, round(cfg.heldout_fraction * len(y)))
     held, fit_idx = order[:n_held], order[n_held:]
     peft, tuner, history = _train_lora(scorer, train_enc, y, fit_idx, rng)
-    held_margin = _tuned_margins(tuner, [train_enc[i] for i in held])
+    held_margin = _margins(tuner.query_scores([train_enc[i] for i in held])[0])
     temperature = fit_binary_temperature(held_margin, y[held].astype(float))
-    test_margin = _tuned_margins(tuner, test_enc)
+    test_margin = _margins(tuner.query_scores(test_enc)[0])
     confidences = pd.DataFrame({
         "item_id": list(test_ids),
         "zero_shot": p_yes(test_yn),
@@ -254,18 +322,6 @@ def run(
     return TuningResult(confidences, training)
 
 
-def _base_scores(scorer: QueryScorer, encoded: list) -> tuple[np.ndarray, np.ndarray]:
-    """The untuned model's (yes, no) logits (N, 2) and last hidden states (N, H) at the query."""
-    cfg = scorer.config
-    margins, features = [], []
-    with torch.inference_mode():
-        for start in range(0, len(encoded), cfg.batch_size):
-            logits, hidden = scorer.forward(encoded[start : start + cfg.batch_size], hidden=True)
-            margins.append(scorer.yes_no_logits(logits).float().numpy())
-            features.append(hidden[:, -1].float().numpy())
-    return np.concatenate(margins), np.concatenate(features)
-
-
 def _train_lora(
     scorer: QueryScorer,
     train_enc: list,
@@ -274,8 +330,9 @@ def _train_lora(
     rng: np.random.Generator,
 ) -> tuple[Any, QueryScorer, list[dict[str, Any]]]:
     """LoRA on the items `fit_idx` of `train_enc` (labels y), AdamW with a cosine schedule,
-    shuffled by `rng` after each epoch; returns the peft model (in eval mode), its scorer and
-    the loss history (one entry per step)."""
+    in length-grouped batches (`length_grouped_batches`) of `fit_idx`'s order in the first
+    epoch and of a new shuffle by `rng` in each later one; returns the peft model (in eval
+    mode), its scorer and the loss history (one entry per step)."""
     from peft import LoraConfig, get_peft_model
 
     cfg = scorer.config
@@ -290,34 +347,30 @@ def _train_lora(
         [p for p in peft.parameters() if p.requires_grad], lr=cfg.learning_rate
     )
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, steps))
+    lengths = np.array([len(ids) for ids, _ in train_enc])
     history = []
     peft.train()
     for epoch in range(cfg.epochs):
-        for start in range(0, len(fit_idx), cfg.batch_size):
-            batch = [int(i) for i in fit_idx[start : start + cfg.batch_size]]
+        order = fit_idx if epoch == 0 else rng.permutation(fit_idx)
+        for batch in length_grouped_batches(order, lengths, cfg.batch_size, rng):
             enc = [train_enc[i] for i in batch]
-            with torch.no_grad(), peft.disable_adapter():
-                base_logits, _ = tuner.forward(enc)
-            total, ce, kl = tuner.loss(enc, torch.from_numpy(y[batch]), base_logits)
+            base = None
+            if cfg.kl_weight != 0:
+                with peft.disable_adapter():
+                    base = tuner.answer_logprobs(enc)
+            total, ce, kl = tuner.loss(enc, torch.from_numpy(y[batch]), base)
             optimiser.zero_grad()
             total.backward()
             optimiser.step()
             schedule.step()
             history.append({"epoch": epoch, "loss": total.item(), "ce": ce.item(), "kl": kl.item()})
-        fit_idx = rng.permutation(fit_idx)
     peft.eval()
     return peft, tuner, history
 
 
-def _tuned_margins(tuner: QueryScorer, encoded: list) -> np.ndarray:
-    """The tuned model's logit(P(yes)) - logit(P(no)) margin per item, (N,)."""
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(encoded), tuner.config.batch_size):
-            logits, _ = tuner.forward(encoded[start : start + tuner.config.batch_size])
-            yn = tuner.yes_no_logits(logits).float().numpy()
-            out.append(yn[:, 0] - yn[:, 1])
-    return np.concatenate(out)
+def _margins(yes_no: np.ndarray) -> np.ndarray:
+    """logit(P(yes)) - logit(P(no)) per item, (N,), from (N, 2) logits."""
+    return yes_no[:, 0] - yes_no[:, 1]
 
 
 def evaluate(

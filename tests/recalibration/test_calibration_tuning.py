@@ -56,20 +56,24 @@ def test_loss_equals_a_direct_computation(base):
     enc = scorer.encode(TEXTS[:4])
     labels = torch.tensor(LABELS[:4])
     with torch.no_grad():
-        total, ce, _ = scorer.loss(enc, labels, base_logits=None)
+        total, ce, _ = scorer.loss(enc, labels, base_logprobs=None)
         logits, _ = scorer.forward(enc)
     z = logits[:, -1].double().numpy()
     yes, no = scorer.choice_ids
     pair = log_softmax(np.stack([z[:, yes], z[:, no]], axis=1), axis=1)
     want = -np.mean([pair[i, 0 if ok else 1] for i, ok in enumerate(LABELS[:4])])
     assert float(ce) == pytest.approx(want, rel=1e-5) and float(total) == float(ce)
-    # KL to a different model's logits, against a direct float64 computation on the answers.
+    # KL to a different model's logits, against a direct float64 computation on the answers
+    # of the full (every position) logits; the loss computes only the positions it reads.
     other = logits + torch.randn_like(logits)
     mask = scorer._answer_mask(enc, logits.shape[1])
     p = log_softmax(other.double().numpy(), axis=-1)[mask.numpy()]
     q = log_softmax(logits.double().numpy(), axis=-1)[mask.numpy()]
     want_kl = np.mean((np.exp(p) * (p - q)).sum(-1))
-    assert float(ct.answer_kl(other, logits, mask)) == pytest.approx(want_kl, rel=1e-4)
+    with torch.no_grad():
+        total, ce, kl = scorer.loss(enc, labels, torch.from_numpy(p).float())
+    assert float(kl) == pytest.approx(want_kl, rel=1e-4)
+    assert float(total) == pytest.approx(want + 0.5 * want_kl, rel=1e-5)
     # Answer positions: every prompt position but the query's.
     for row, (_, n_body) in enumerate(enc):
         assert int(mask[row].sum()) == n_body - 1
@@ -81,12 +85,35 @@ def test_kl_term_is_zero_for_an_untouched_adapter(base):
     peft = lora(model, config)
     scorer = ct.QueryScorer(peft, tokenizer, config)
     enc = scorer.encode(TEXTS[:4])
+    with peft.disable_adapter():
+        base_logprobs = scorer.answer_logprobs(enc)
     with torch.no_grad():
-        with peft.disable_adapter():
-            base_logits, _ = scorer.forward(enc)
-        _, _, kl = scorer.loss(enc, torch.tensor(LABELS[:4]), base_logits)
+        _, _, kl = scorer.loss(enc, torch.tensor(LABELS[:4]), base_logprobs)
     assert float(kl) == pytest.approx(0.0, abs=1e-6)
     peft.unload()
+
+
+def test_query_scores_match_one_unpadded_forward_per_item(base):
+    model, tokenizer = base
+    scorer = ct.QueryScorer(model, tokenizer, ct.TuningConfig(batch_size=3))
+    enc = scorer.encode(TEXTS[:7])
+    yes_no, features = scorer.query_scores(enc, hidden=True)
+    for row, item in enumerate(enc):
+        with torch.inference_mode():
+            logits, states = scorer.forward([item], hidden=True)
+        np.testing.assert_allclose(yes_no[row], scorer.yes_no_logits(logits)[0], atol=1e-4)
+        np.testing.assert_allclose(features[row], states[0, -1], atol=1e-4)
+
+
+def test_length_grouped_batches_cover_each_item_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 100, size=45)
+    order = rng.permutation(45)
+    batches = ct.length_grouped_batches(order, lengths, 4, np.random.default_rng(1))
+    assert len(batches) == 12 and sorted(np.concatenate(batches)) == list(range(45))
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    shuffled = sum(len(b) * lengths[b].max() for b in np.array_split(order, 12))
+    assert padded - lengths.sum() < (shuffled - lengths.sum()) / 4
 
 
 def test_a_real_run_trains_saves_and_reloads_its_adapter(base, tmp_path):

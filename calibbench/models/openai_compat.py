@@ -1,6 +1,7 @@
 """Any OpenAI-compatible HTTP endpoint (OpenAI, vLLM, llama.cpp servers) as a `LanguageModel`.
 
-Only the standard library speaks HTTP. Log-probs are what the server reports: natural logs of
+HTTP goes through one `httpx2.Client` per model (a pool of keep-alive connections shared by the
+request threads; `close()` closes them). Log-probs are what the server reports: natural logs of
 its next-token distribution, of which only the top-k alternatives per position are visible, so
 `info().logprob_source` is "top-k" and token-level metrics go into a (k + 1)-entry top-k
 accumulator (`calibbench.metrics.topk.topk_calibration`). Tokens are texts; ids are not exposed.
@@ -17,29 +18,28 @@ accumulator (`calibbench.metrics.topk.topk_calibration`). Tokens are texts; ids 
   both raise `InputError` rather than give wrong numbers.
 - 429, 5xx, timeouts and connection failures are retried with exponential backoff (jitter from
   a seeded RNG, `Retry-After` honoured); other 4xx raise `InputError` with the server's message.
-- `concurrency` requests are in flight at once (threads, each request on its own connection);
-  answers are put back in request order and every request carries its own seed, so results do
-  not depend on the concurrency. The first failing request, in request order, raises.
+- `concurrency` requests are in flight at once (threads sharing the client's pool of at most
+  `concurrency` connections, kept open between requests); answers are put back in request order
+  and every request carries its own seed, so results do not depend on the concurrency. The first
+  failing request, in request order, raises.
 """
 
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import math
 import os
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import httpx2
 import numpy as np
 
 from calibbench.errors import InputError
@@ -104,7 +104,8 @@ class OpenAICompatModel(ModelRuntime):
         score_top_logprobs: k, alternatives requested per scored position (1..20); accumulators
             passed to `loglikelihood` / `score_text` must be `topk_calibration(k)`'s (vocab_size
             k + 1 and its approximation label).
-        timeout: seconds per HTTP attempt.
+        timeout: seconds per HTTP attempt to connect, and to send or receive each part of the
+            request and the answer.
         max_retries: further attempts after a 429, 5xx, timeout or connection failure.
         backoff: base delay in seconds; attempt a waits backoff * 2^a * U(0.5, 1), U drawn from
             an RNG seeded with `seed`, unless the server sent `Retry-After`.
@@ -166,6 +167,14 @@ class OpenAICompatModel(ModelRuntime):
         self.backoff = backoff
         self.extra_body = dict(extra_body or {})
         self.concurrency = concurrency
+        self._client = httpx2.Client(
+            headers={"Accept": "application/json"},
+            # no limit on waiting for a free connection of our own pool: that is not the server's
+            timeout=httpx2.Timeout(timeout, pool=None),
+            limits=httpx2.Limits(
+                max_connections=concurrency, max_keepalive_connections=concurrency
+            ),
+        )
         self._rng = random.Random(seed)
         self._rng_lock = threading.Lock()
         self._served: list[str] | None = None
@@ -175,42 +184,38 @@ class OpenAICompatModel(ModelRuntime):
         """GET (no body) or POST `body` as JSON to base_url + path; the decoded JSON answer."""
         url = self.base_url + path
         method = "GET" if body is None else "POST"
-        data = None if body is None else json.dumps(body).encode()
-        headers = {"Accept": "application/json"}
-        if data is not None:
-            headers["Content-Type"] = "application/json"
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
+        headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else None
         for attempt in range(self.max_retries + 1):
             retry_after = None
-            request = urllib.request.Request(url, data=data, headers=headers, method=method)
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    raw = response.read()
-                return _decode(raw, url)
-            except urllib.error.HTTPError as err:
-                message = _server_message(err.read())
-                if err.code != 429 and err.code < 500:
-                    raise _HTTPStatusError(
-                        f"{method} {url}: HTTP {err.code}: {message}{_hint(err.code)}"
-                    ) from None
-                failure = f"HTTP {err.code}: {message}"
-                retry_after = _retry_after(err.headers.get("Retry-After"))
-            except TimeoutError:
+                response = self._client.request(method, url, json=body, headers=headers)
+            except httpx2.TimeoutException:
                 failure = f"no answer within timeout={self.timeout} s"
-            except urllib.error.URLError as err:
-                if isinstance(err.reason, TimeoutError):
-                    failure = f"no answer within timeout={self.timeout} s"
-                else:
-                    failure = f"cannot connect ({err.reason})"
-            except (ConnectionError, http.client.HTTPException) as err:
+            except httpx2.ConnectError as err:
+                failure = f"cannot connect ({err})"
+            except httpx2.RequestError as err:
                 failure = f"connection failed ({err!r})"
+            else:
+                if response.is_success:
+                    return _decode(response.content, url)
+                status, message = response.status_code, _server_message(response.content)
+                if status != 429 and status < 500:
+                    raise _HTTPStatusError(
+                        f"{method} {url}: HTTP {status}: {message}"
+                        f"{_hint(status, response.headers.get('Location'))}"
+                    )
+                failure = f"HTTP {status}: {message}"
+                retry_after = _retry_after(response.headers.get("Retry-After"))
             if attempt < self.max_retries:
                 time.sleep(self._delay(attempt, retry_after))
         raise InputError(
             f"{method} {url}: {failure} after {self.max_retries + 1} attempt(s); check that the "
             "server is running and reachable, or raise timeout / max_retries"
         )
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self._client.close()
 
     def _delay(self, attempt: int, retry_after: float | None) -> float:
         if retry_after is not None:
@@ -504,7 +509,9 @@ def _server_message(raw: bytes) -> str:
     return text[:MESSAGE_CHARS]
 
 
-def _hint(status: int) -> str:
+def _hint(status: int, location: str | None = None) -> str:
+    if 300 <= status < 400:
+        return f" (the server redirects to {location}; give that address as base_url)"
     if status in (401, 403):
         return f" (check api_key, or set {' or '.join(ENV_API_KEYS)})"
     if status == 404:

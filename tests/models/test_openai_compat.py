@@ -333,6 +333,7 @@ class StubHandler(BaseHTTPRequestHandler):
     def answer(self, body: bytes | None) -> None:
         stub: Stub = self.server
         stub.seen.append((self.path, dict(self.headers)))
+        stub.clients.add(self.client_address)
         if body is not None:
             stub.bodies.append(body)
         if stub.script:
@@ -359,16 +360,22 @@ class StubHandler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
+class KeepAliveHandler(StubHandler):
+    protocol_version = "HTTP/1.1"  # a connection stays open for the next request
+
+
 class Stub(ThreadingHTTPServer):
     """A real HTTP server on 127.0.0.1: answers the scripted (status, headers, body) replies in
     order, then forwards to `upstream` (an origin) or returns `canned` (a JSON object, or a
-    function of the request's), after `delay` seconds."""
+    function of the request's), after `delay` seconds. HTTP/1.0 (a connection per request)
+    unless `keep_alive`; `clients` holds the (host, port) of every connection that sent one."""
 
     daemon_threads = True
     block_on_close = False
 
-    def __init__(self, script=(), upstream=None, canned=None, delay=0.0):
-        super().__init__(("127.0.0.1", 0), StubHandler)
+    def __init__(self, script=(), upstream=None, canned=None, delay=0.0, keep_alive=False):
+        super().__init__(("127.0.0.1", 0), KeepAliveHandler if keep_alive else StubHandler)
+        self.clients: set[tuple[str, int]] = set()
         self.script = list(script)
         self.upstream = upstream
         self.canned = CANNED if canned is None else canned
@@ -572,6 +579,22 @@ def test_requests_are_in_flight_together_up_to_the_concurrency(stub):
     assert state["most"] == 3  # never more than the concurrency, and it was reached
     seeds = sorted(json.loads(b)["seed"] for b in server.bodies)
     assert seeds == sorted(i + j for i in range(4) for j in range(2))
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_requests_reuse_at_most_concurrency_connections(stub, concurrency):
+    def canned(body: dict) -> dict:
+        time.sleep(0.05)  # so that the threads overlap
+        return CANNED
+
+    s = stub(canned=canned, keep_alive=True)
+    requests = [GenerationRequest(f"prompt {i}", max_tokens=1, temperature=1.0, n=4, seed=i)
+                for i in range(3)]  # fmt: skip
+    with OpenAICompatModel(s.base_url, model="m", concurrency=concurrency) as model:
+        model.generate(requests)
+        model.generate(requests)
+    assert s.attempts() == 24
+    assert 1 <= len(s.clients) <= concurrency
 
 
 @pytest.mark.parametrize("value", [0, 65, 2.5])

@@ -11,10 +11,24 @@ encode(context + continuation) after the context's. BOS is prepended exactly whe
 adds one (Gemma: yes, SmolLM2: no). Sequences are batched with left padding (attention mask and
 position ids), so padding does not change scores; logits are computed only at the positions asked
 for, and log-probabilities are log_softmax of the logits in float32 (nats).
+
+Log-likelihood requests that share a context (the answer options of a multiple-choice item) score
+that context once. The unique contexts are forwarded in batches (left-padded, within batch_size and
+max_batch_tokens) with a KV cache; the last context position gives each request's first
+continuation token. The other continuation tokens are forwarded after it, one row per request
+(right-padded; rows x (context + continuation width) within max_batch_tokens), with that context's
+cached keys and values selected for the row, the attention mask the context's followed by the
+continuation's, and position ids continuing the context's. A one-token continuation needs no
+second pass. The accumulator sees the same (logits, target) rows, once per request, as when every
+request is scored on its own (grouped by context, so in another order). This needs a
+`DynamicCache` of full-attention and sliding-window layers (Llama, Gemma 3 and most decoder-only
+models); for any other cache `HFModel.share_context` is False and each request is forwarded whole,
+sharing a pass only when one request's tokens are a prefix of another's (one-token options).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -25,7 +39,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    DynamicCache,
+    GgufConfig,
+    PreTrainedTokenizerBase,
+)
+from transformers.cache_utils import DynamicLayer, DynamicSlidingWindowLayer
 from transformers.utils.hub import resolve_revision
 
 from calibbench.errors import InputError
@@ -151,7 +172,9 @@ class HFModel(LocalRuntime):
             merged into the weights after loading and recorded in `info().extra`.
 
     `batch_size` and `max_batch_tokens` are plain attributes and may be changed between calls;
-    they change speed and memory, not results (up to floating-point rounding).
+    they change speed and memory, not results (up to floating-point rounding). So is
+    `share_context`: True when the model's KV cache lets requests with one context score it once
+    (see module docs); set it to False to forward every request whole.
     """
 
     def __init__(
@@ -221,6 +244,17 @@ class HFModel(LocalRuntime):
         # lm-eval's prefix token for an empty context: BOS if the tokenizer has one, else EOS.
         self._prefix = bos if bos is not None else tok.eos_token_id
         self._pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id or 0
+        self.share_context = self._cache_is_shareable()
+
+    @torch.inference_mode()
+    def _cache_is_shareable(self) -> bool:
+        """Whether the model's KV cache (from a one-token probe) is a DynamicCache of full and
+        sliding-window layers, whose rows `_select_rows` can copy without writing to it."""
+        probe = torch.tensor([[self._pad]], device=self.device)
+        cache = self._model(input_ids=probe, use_cache=True).cache
+        return type(cache) is DynamicCache and all(
+            type(layer) in (DynamicLayer, DynamicSlidingWindowLayer) for layer in cache.layers
+        )
 
     def _locate(
         self,
@@ -380,15 +414,78 @@ class HFModel(LocalRuntime):
                     n = len(jobs[m].targets)
                     start = keep - lengths[b] + len(jobs[m].inputs) - n
                     z = logits[row, start : start + n]
-                    y = torch.tensor(jobs[m].targets, device=self.device)
-                    if accumulator is not None and bool((accumulator.temperatures == 1.0).any()):
-                        lp, gr = accumulator.update_scored(z, y)
-                        results[m] = (torch.from_numpy(lp).float(), bool(gr.all()))
-                        continue
-                    if accumulator is not None:
-                        accumulator.update(z, y)
-                    results[m] = _target_logprobs(z, y)
+                    results[m] = self._score_rows(z, jobs[m].targets, accumulator)
         return [results[i] for i in range(len(jobs))]
+
+    @torch.inference_mode()
+    def _score_shared(
+        self,
+        pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+        accumulator: TokenCalibration | None,
+    ) -> list[tuple[torch.Tensor, bool]]:
+        """`_score` of (context, continuation) pairs with every unique context forwarded once
+        (see module docs): per pair, the continuation's log-probs and whether each was the argmax.
+        """
+        contexts: dict[tuple[int, ...], list[int]] = {}
+        for i, (context, _) in enumerate(pairs):
+            contexts.setdefault(tuple(context), []).append(i)
+        units = list(contexts)
+        results: dict[int, tuple[torch.Tensor, bool]] = {}
+        for batch in self._batches([len(u) for u in units]):
+            first, mask, positions, cache = self._forward([units[b] for b in batch], 1, True)
+            # (row of the context in this batch, pair index) per pair of these contexts
+            rows = [(row, i) for row, b in enumerate(batch) for i in contexts[units[b]]]
+            for row, i in rows:
+                if len(pairs[i][1]) == 1:
+                    results[i] = self._score_rows(first[row], pairs[i][1], accumulator)
+            long = [(row, i) for row, i in rows if len(pairs[i][1]) > 1]
+            width = mask.shape[1]
+            for chunk in self._batches([width + len(pairs[i][1]) - 1 for _, i in long]):
+                picked = [long[c] for c in chunk]
+                logits = self._continue(picked, pairs, mask, positions, cache)
+                for k, (row, i) in enumerate(picked):
+                    n = len(pairs[i][1])
+                    z = torch.cat([first[row], logits[k, : n - 1]])
+                    results[i] = self._score_rows(z, pairs[i][1], accumulator)
+        return [results[i] for i in range(len(pairs))]
+
+    def _continue(
+        self,
+        picked: Sequence[tuple[int, int]],
+        pairs: Sequence[tuple[Sequence[int], Sequence[int]]],
+        mask: torch.Tensor,
+        positions: torch.Tensor,
+        cache: DynamicCache,
+    ) -> torch.Tensor:
+        """Logits (R, W, V) of the continuations of `picked` (row of the context in the batch,
+        pair index), all but their last tokens, right-padded to W, after the cached contexts."""
+        rows = torch.tensor([row for row, _ in picked], device=self.device)
+        tails = [pairs[i][1][:-1] for _, i in picked]
+        width = max(len(t) for t in tails)
+        ids = torch.tensor([list(t) + [self._pad] * (width - len(t)) for t in tails])
+        tail_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails])
+        ids, tail_mask = ids.to(self.device), tail_mask.to(self.device)
+        out = self._model(
+            input_ids=ids,
+            attention_mask=torch.cat([mask[rows], tail_mask], dim=1),
+            position_ids=positions[rows, -1:] + 1 + torch.arange(width, device=self.device),
+            cache=_select_rows(cache, rows),
+            use_cache=True,
+        )
+        return out.logits
+
+    def _score_rows(
+        self, z: torch.Tensor, targets: Sequence[int], accumulator: TokenCalibration | None
+    ) -> tuple[torch.Tensor, bool]:
+        """Log-probs of `targets` under logits z (n, V) and whether each was the argmax; the
+        rows go into `accumulator` when given (scored by it when its grid holds 1.0)."""
+        y = torch.tensor(targets, device=self.device)
+        if accumulator is not None and bool((accumulator.temperatures == 1.0).any()):
+            lp, gr = accumulator.update_scored(z, y)
+            return torch.from_numpy(lp).float(), bool(gr.all())
+        if accumulator is not None:
+            accumulator.update(z, y)
+        return _target_logprobs(z, y)
 
     def _loglikelihood_tokens(
         self, pairs: Sequence[tuple[list[int], list[int]]], accumulator: TokenCalibration | None
@@ -398,7 +495,10 @@ class HFModel(LocalRuntime):
             for context, continuation in pairs
         ]
         n_context = [len(context) for context, _ in pairs]
-        scores = self._score(jobs, accumulator)
+        if self.share_context:
+            scores = self._score_shared(pairs, accumulator)
+        else:
+            scores = self._score(jobs, accumulator)
         return [
             LoglikelihoodResult(
                 logprob=float(logp.double().sum()),
@@ -510,6 +610,16 @@ class HFModel(LocalRuntime):
             ),
             finish_reason=row.finish or "length",
         )
+
+
+def _select_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
+    """A cache holding batch rows `rows` of `cache` (repeats allowed), leaving `cache` as it was:
+    its layers are copied shallowly and their tensors replaced, never written to (dynamic layers
+    concatenate on update)."""
+    chosen = copy.copy(cache)
+    chosen.layers = [copy.copy(layer) for layer in cache.layers]
+    chosen.batch_select_indices(rows)
+    return chosen
 
 
 def _dtype_name(dtype: torch.dtype) -> str:

@@ -212,9 +212,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few texts, one repeat")
     parser.add_argument("--runtimes", default="llamacpp,hf", help="comma-separated subset")
+    parser.add_argument("--texts", type=int, default=40, help="texts to score (default 40)")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per method (default 5)")
     args = parser.parse_args()
-    docs = texts(4 if args.quick else 40)
-    repeats = 1 if args.quick else 5
+    docs = texts(4 if args.quick else args.texts)
+    repeats = 1 if args.quick else args.repeats
     rows: list[dict[str, Any]] = []
     for name in ("smollm2-135m", "gemma3-270m"):
         if "llamacpp" in args.runtimes:
@@ -249,9 +251,9 @@ def main() -> None:
     print(table)
     notes = (
         "`python bench/collect.py`: teacher-forced scoring of the same texts (English paragraphs "
-        "from the Python standard library's docstrings); each time is the fastest of 5 runs "
-        "taken in turn with the other methods (the machine is shared and noisy). Texts: "
-        "as above. overhead: calibbench's time over the "
+        f"from the Python standard library's docstrings, {len(docs)} texts); each time is the "
+        f"fastest of {repeats} runs taken in turn with the other methods (the machine is shared "
+        "and noisy). overhead: calibbench's time over the "
         "bare runtime's, in percent (goal: at most 10). calibbench's run includes log-probs, "
         f"the token-level accumulator at temperatures {TEMPS}, Parquet chunks and the manifest."
     )

@@ -362,6 +362,7 @@ class StubHandler(BaseHTTPRequestHandler):
 
 class KeepAliveHandler(StubHandler):
     protocol_version = "HTTP/1.1"  # a connection stays open for the next request
+    disable_nagle_algorithm = True  # else each answer's body waits 40 ms for a delayed ACK
 
 
 class Stub(ThreadingHTTPServer):

@@ -4,15 +4,19 @@
     python bench/api.py --quick   # a few, for a smoke run (writes nothing)
 
 Against a local llama.cpp server (llama-cpp-python's, serving SmolLM2-135M: it computes one
-request at a time, so concurrency cannot help there beyond overlapping the HTTP work), and against
+request at a time, so concurrency cannot help there beyond overlapping the HTTP work), against
 the same server behind a proxy that holds every answer for LATENCY_S, as a remote API's network
-and queueing latency does. Reports requests/s and the speed-up over one request at a time, and
-checks that every concurrency returned the same completions. Writes bench/results/api.{md,json}.
+and queueing latency does, and against a stub that answers every request at once with a canned
+completion, which leaves the client's own cost per request (HTTP, JSON, parsing). The proxy and
+the stub speak HTTP/1.1, so a client may keep its connections open. Reports requests/s, ms per
+request and the speed-up over one request at a time, and checks that every concurrency returned
+the same completions. Writes bench/results/api.{md,json}.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import threading
 import time
@@ -30,9 +34,19 @@ from harness import machine_info, markdown_table, write_results
 
 LATENCY_S = 0.25
 CONCURRENCY = (1, 4, 16)
+#: The stub's answer to every /completions request.
+CANNED = {"choices": [{"index": 0, "text": " Paris", "finish_reason": "length",
+                       "logprobs": {"tokens": [" Paris"], "token_logprobs": [-0.25],
+                                    "top_logprobs": [{" Paris": -0.25, " the": -2.5}],
+                                    "text_offset": [24]}}]}  # fmt: skip
 
 
 class _Proxy(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a remote API allows
+    # the headers and the body go out in two writes: with Nagle's algorithm the body waits for
+    # the client's delayed ACK (40 ms) on a kept connection; servers (uvicorn) switch it off too
+    disable_nagle_algorithm = True
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -72,6 +86,37 @@ class LatencyProxy(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
+class _Canned(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as in _Proxy
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        payload = json.dumps(CANNED).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class CannedServer(ThreadingHTTPServer):
+    """An HTTP server on 127.0.0.1 that answers every POST at once with `CANNED`."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Canned)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
 def requests(n_prompts: int, n: int, max_tokens: int) -> list[GenerationRequest]:
     stems = ("Once upon a time", "The capital of France is", "def add(a, b):", "My name is",
              "The best way to learn", "In 1905, Einstein", "Water boils at",
@@ -85,31 +130,40 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a few requests; writes nothing")
     args = parser.parse_args()
     batch = requests(2, 2, 4) if args.quick else requests(8, 6, 16)
-    n_requests = sum(r.n for r in batch)
+    canned_batch = requests(8, 4, 1) if args.quick else requests(100, 10, 1)
     rows: list[dict[str, Any]] = []
     with LlamaCppServer(gguf_path("smollm2-135m"), n_ctx=512) as server:
         proxy = LatencyProxy(server.base_url.removesuffix("/v1"), LATENCY_S)
+        stub = CannedServer()
         slow = f"same, behind {LATENCY_S * 1000:.0f} ms latency"
-        for where, url in (("local llama.cpp server", server.base_url), (slow, proxy.base_url)):
+        for where, url, work in (("local llama.cpp server", server.base_url, batch),
+                                 (slow, proxy.base_url, batch),
+                                 ("stub, canned answer at once", stub.base_url,
+                                  canned_batch)):  # fmt: skip
             reference = None
+            n_requests = sum(r.n for r in work)
             for concurrency in CONCURRENCY:
-                model = OpenAICompatModel(url, model=None, extra_body=PLAIN_SAMPLING,
+                model = OpenAICompatModel(url, model="m" if work is canned_batch else None,
+                                          extra_body=PLAIN_SAMPLING,
                                           concurrency=concurrency)  # fmt: skip
-                model.generate(batch[:1])  # warm: model id, connection
+                model.generate(work[:1])  # warm: model id, connection
                 start = time.perf_counter()
-                results = model.generate(batch)
+                results = model.generate(work)
                 seconds = time.perf_counter() - start
+                model.close()
                 texts = [c.text for r in results for c in r.completions]
                 reference = reference or texts
                 rows.append({"server": where, "concurrency": concurrency, "requests": n_requests,
                              "seconds": seconds, "requests/s": n_requests / seconds,
+                             "ms/request": 1000 * seconds / n_requests,
                              "same completions": texts == reference})  # fmt: skip
         proxy.shutdown()
+        stub.shutdown()
     for row in rows:
         first = next(r for r in rows if r["server"] == row["server"])
         row["speed-up"] = first["seconds"] / row["seconds"]
-    columns = ("server", "concurrency", "requests", "seconds", "requests/s", "speed-up",
-               "same completions")  # fmt: skip
+    columns = ("server", "concurrency", "requests", "seconds", "requests/s", "ms/request",
+               "speed-up", "same completions")  # fmt: skip
     table = markdown_table(rows, columns)
     print(table)
     if not all(r["same completions"] for r in rows):
@@ -119,8 +173,11 @@ def main() -> None:
         "samples, one request each with its own seed) through `OpenAICompatModel` at each "
         "concurrency, against llama-cpp-python's server (SmolLM2-135M, which computes one "
         f"request at a time) and the same server behind a proxy holding each answer "
-        f"{LATENCY_S} s, as a remote API's latency does. 'same completions': every concurrency "
-        "returned the texts of concurrency 1."
+        f"{LATENCY_S} s, as a remote API's latency does; then 1000 one-token requests (100 "
+        "prompts x 10 samples) against a stub that answers each at once with a canned "
+        "completion: the client's own cost per request. The proxy and the stub speak HTTP/1.1 "
+        "(keep-alive). 'same completions': every concurrency returned the texts of "
+        "concurrency 1."
     )
     if not args.quick:
         write_results("api", table, {"machine": machine_info(), "rows": rows}, notes)

@@ -176,8 +176,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one prepare job each; no files")
     parser.add_argument("--keep", type=Path, help="keep the worktrees (and their runs) here")
     args = parser.parse_args()
-    before = run_commit("before", args.before, args.cores, args.quick, args.keep)
+    # The commit measured first, so that a broken workflow shows before the long reference run.
     after = run_commit("after", args.after, args.cores, args.quick, args.keep)
+    before = run_commit("before", args.before, args.cores, args.quick, args.keep)
     text, rows = table(before, after)
     print(text)
     print(f"items scored: before {before['items']}, after {after['items']}")
@@ -185,7 +186,7 @@ def main() -> None:
         return
     notes = f"""`python bench/dag.py --before {args.before} --after {args.after}`: the default
 configuration's whole workflow (`snakemake --cores {args.cores}`) at two commits, one after the
-other on this machine, each in a fresh worktree with that commit's config/default.yaml.
+other on this machine with nothing else running (the after commit first), each in a fresh worktree with that commit's config/default.yaml.
 before: {before['commit'][:10]}, {before['items']} items scored (model x item) in
 {before['wall_seconds'] / 60:.1f} min; after: {after['commit'][:10]}, {after['items']} items in
 {after['wall_seconds'] / 60:.1f} min. job-s: seconds summed over the stage's jobs (Snakemake's log,

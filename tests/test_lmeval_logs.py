@@ -402,7 +402,9 @@ def test_the_log_and_calibbenchs_own_collection_agree(smollm_log, tmp_path):
             if metric[key] is None:
                 assert other[key] is None, (name, key)
             else:
-                assert metric[key] == pytest.approx(other[key], abs=1e-5), (name, key)
+                # float32 rounding: calibbench scores a shared context once (KV cache), lm-eval
+                # forwards each request whole; log-probs differ by ~1e-5 nats, NLL by as much.
+                assert metric[key] == pytest.approx(other[key], abs=5e-5), (name, key)
 
 
 def test_lm_eval_yaml_writes_tasks_lm_eval_loads_with_calibbenchs_items(tmp_path, capsys):

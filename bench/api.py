@@ -41,7 +41,9 @@ CANNED = {"choices": [{"index": 0, "text": " Paris", "finish_reason": "length",
                                     "text_offset": [24]}}]}  # fmt: skip
 
 
-class _Proxy(BaseHTTPRequestHandler):
+class _KeepAlive(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler that answers JSON."""
+
     protocol_version = "HTTP/1.1"  # keep-alive, as a remote API allows
     # the headers and the body go out in two writes: with Nagle's algorithm the body waits for
     # the client's delayed ACK (40 ms) on a kept connection; servers (uvicorn) switch it off too
@@ -50,6 +52,15 @@ class _Proxy(BaseHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
 
+    def _answer(self, payload: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+class _Proxy(_KeepAlive):
     def do_GET(self) -> None:
         self._forward(None)
 
@@ -63,58 +74,42 @@ class _Proxy(BaseHTTPRequestHandler):
                                          headers={"Content-Type": "application/json"},
                                          method=self.command)  # fmt: skip
         with urllib.request.urlopen(request) as response:
-            payload = response.read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+            self._answer(response.read())
 
 
-class LatencyProxy(ThreadingHTTPServer):
-    """An HTTP proxy on 127.0.0.1 to `upstream` (an origin) that waits `latency` s per request."""
-
-    daemon_threads = True
-
-    def __init__(self, upstream: str, latency: float):
-        super().__init__(("127.0.0.1", 0), _Proxy)
-        self.upstream, self.latency = upstream, latency
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Canned(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # as in _Proxy
-
-    def log_message(self, *args: object) -> None:
-        pass
-
+class _Canned(_KeepAlive):
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers["Content-Length"]))
-        payload = json.dumps(CANNED).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
+        self._answer(json.dumps(CANNED).encode())
 
 
-class CannedServer(ThreadingHTTPServer):
-    """An HTTP server on 127.0.0.1 that answers every POST at once with `CANNED`."""
+class _LocalServer(ThreadingHTTPServer):
+    """A threading HTTP server on 127.0.0.1 (a free port), serving from a daemon thread."""
 
     daemon_threads = True
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Canned)
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(("127.0.0.1", 0), handler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class LatencyProxy(_LocalServer):
+    """An HTTP proxy to `upstream` (an origin) that waits `latency` s per request."""
+
+    def __init__(self, upstream: str, latency: float):
+        self.upstream, self.latency = upstream, latency
+        super().__init__(_Proxy)
+
+
+class CannedServer(_LocalServer):
+    """An HTTP server that answers every POST at once with `CANNED`."""
+
+    def __init__(self) -> None:
+        super().__init__(_Canned)
 
 
 def requests(n_prompts: int, n: int, max_tokens: int) -> list[GenerationRequest]:

@@ -10,6 +10,7 @@ from calibbench.confidence.sequence import (
     min_token_probability,
     p_true,
     sampling_agreement,
+    token_signals,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "min_token_probability",
     "p_true",
     "sampling_agreement",
+    "token_signals",
 ]

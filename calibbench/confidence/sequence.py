@@ -7,7 +7,11 @@ Given the natural-log probabilities l_1..l_n of the n generated tokens:
 - geometric mean (`geometric_mean_probability`) = exp((1/n) sum_i l_i), i.e. exp(-per-token NLL);
 - minimum (`min_token_probability`) = min_i exp(l_i): the weakest link.
 
-An empty answer has no tokens; these scores are then NaN (callers decide; graders report it).
+A completion keeps the log-prob of the token that ended it (see
+`calibbench.models.base.Completion`), so even an empty answer has n >= 1. An empty list means
+the log-probs are missing (an API server that drops the stop tokens, or records collected
+before that convention): the three scores raise InputError then, and `token_signals`, which
+graders call, marks every signal missing ("no signal") rather than returning a NaN by accident.
 `sampling_agreement` and `p_true` need other evidence: sampled answers, or the model's own
 judgement of its answer.
 """
@@ -27,27 +31,51 @@ def _logprobs(token_logprobs: Sequence[float]) -> np.ndarray:
     lp = np.asarray(token_logprobs, dtype=np.float64)
     if lp.ndim != 1:
         raise InputError(f"token_logprobs: expected a 1-D sequence, got shape {lp.shape}")
+    if lp.size == 0:
+        raise InputError(
+            "token_logprobs: empty, so there is no token-level signal; a completion keeps the "
+            "log-prob of the token that ended it, so collect the records again with this "
+            "version (an API server that drops stop tokens gives none: see token_signals)"
+        )
     if np.any(np.isnan(lp)) or np.any(lp > 1e-9):
         raise InputError("token_logprobs: log-probabilities must be <= 0 and not NaN")
     return np.minimum(lp, 0.0)
 
 
 def mean_token_probability(token_logprobs: Sequence[float]) -> float:
-    """pavg = mean_i exp(l_i) in [0, 1]; NaN for an empty answer."""
+    """pavg = mean_i exp(l_i) in [0, 1]; InputError for an empty list."""
     lp = _logprobs(token_logprobs)
-    return float(np.exp(lp).mean()) if lp.size else math.nan
+    return float(np.exp(lp).mean())
 
 
 def geometric_mean_probability(token_logprobs: Sequence[float]) -> float:
-    """exp(mean_i l_i) in [0, 1]; NaN for an empty answer."""
+    """exp(mean_i l_i) in [0, 1]; InputError for an empty list."""
     lp = _logprobs(token_logprobs)
-    return float(np.exp(lp.mean())) if lp.size else math.nan
+    return float(np.exp(lp.mean()))
 
 
 def min_token_probability(token_logprobs: Sequence[float]) -> float:
-    """min_i exp(l_i) in [0, 1]; NaN for an empty answer."""
+    """min_i exp(l_i) in [0, 1]; InputError for an empty list."""
     lp = _logprobs(token_logprobs)
-    return float(np.exp(lp.min())) if lp.size else math.nan
+    return float(np.exp(lp.min()))
+
+
+def token_signals(token_logprobs: Sequence[float]) -> dict[str, float]:
+    """The token-level signals of a graded answer, by their column names (see
+    `calibbench.confidence.signals`): "confidence" (pavg), "geometric_mean" and "min_token_prob".
+
+    An empty list is "no signal": every column is missing (NaN), which the recalibration
+    protocol counts as a missing confidence. Graders call this rather than the three functions
+    so that only a completion stored without log-probs is missing; bad log-probs raise
+    InputError.
+    """
+    if len(token_logprobs) == 0:
+        return dict.fromkeys(("confidence", "geometric_mean", "min_token_prob"), math.nan)
+    return {
+        "confidence": mean_token_probability(token_logprobs),
+        "geometric_mean": geometric_mean_probability(token_logprobs),
+        "min_token_prob": min_token_probability(token_logprobs),
+    }
 
 
 def sampling_agreement(

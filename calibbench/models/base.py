@@ -53,7 +53,8 @@ class LoglikelihoodResult:
 class GenerationRequest:
     """Continue `prompt`. temperature 0 means greedy; `n` samples share the prompt and are drawn
     with seeds seed, seed + 1, ...; generation stops at any of `stop` (the stop text is not part
-    of the result) or after `max_tokens`. `top_logprobs` alternatives (0..MAX_TOP_LOGPROBS) are
+    of the result's text; the log-probs of its tokens are kept, see `Completion`) or after
+    `max_tokens`. `top_logprobs` alternatives (0..MAX_TOP_LOGPROBS) are
     kept per generated position."""
 
     prompt: str
@@ -70,10 +71,18 @@ class GenerationRequest:
 class Completion:
     """One generated continuation.
 
-    tokens: the generated tokens' texts; token_ids: their ids, or None where the runtime does not
-    expose ids (APIs). token_logprobs: log p of each generated token. top_logprobs: per position,
-    the most likely alternatives as (token text, log p), best first. finish_reason: "stop" (a stop
-    sequence or end-of-sequence token) or "length" (max_tokens reached).
+    text: the generated text, cut where the first stop sequence starts (the stop text and an
+    end-of-sequence token are not part of it). tokens: the generated tokens' texts, n of them,
+    through the token that ended generation: the one that completed a stop sequence or the
+    end-of-sequence token, so that a completion that stopped at once (empty text) still has
+    one; `text` is therefore a prefix of "".join(tokens), not always equal to it. token_ids:
+    their ids (n), or None where the runtime does not expose ids (APIs). token_logprobs: log p
+    (nats) of each of the n tokens. top_logprobs: per position (n), the most likely
+    alternatives as (token text, log p), best first. finish_reason: "stop" (a stop sequence or
+    end-of-sequence token) or "length" (max_tokens reached; nothing is dropped then).
+
+    Every local runtime gives n >= 1. An API gives what its server reports: servers that drop
+    the stop sequence's tokens leave them out, and then an immediate stop has n = 0.
     """
 
     text: str

@@ -88,6 +88,7 @@ class _Row:
     logprobs: list[float] = field(default_factory=list)
     top: list[list[tuple[int, float]]] = field(default_factory=list)
     stop_at: int | None = None
+    eos: bool = False
     finish: str | None = None
 
 
@@ -526,9 +527,9 @@ class HFModel(LocalRuntime):
 
         Sample k of a request uses a torch generator seeded with seed + k, so each completion is
         reproducible on its own. Log-probs and alternatives are those of the raw logits at
-        temperature 1; an end-of-sequence token ends a completion (finish_reason "stop") and is
-        not part of it. `tokens` are the tokens decoded one by one (a character split across
-        tokens shows as U+FFFD there, never in `text`).
+        temperature 1; an end-of-sequence token ends a completion (finish_reason "stop"), is
+        kept with its log-prob and is not part of `text`. `tokens` are the tokens decoded one by
+        one (a character split across tokens shows as U+FFFD there, never in `text`).
         """
         rows = []
         for i, (r, prompt) in enumerate(zip(requests, prompts, strict=True)):
@@ -566,14 +567,14 @@ class HFModel(LocalRuntime):
             for b, (r, tid) in enumerate(zip(rows, chosen.tolist(), strict=True)):
                 if r.finish is not None:
                     continue
-                if tid in self._eos:
-                    r.finish = "stop"
-                    continue
                 r.ids.append(tid)
                 r.logprobs.append(chosen_logp[b])
                 if top is not None:
                     pairs = zip(top.indices[b].tolist(), top.values[b].tolist(), strict=True)
                     r.top.append(list(pairs)[: r.spec.top_logprobs])
+                if tid in self._eos:
+                    r.finish, r.eos = "stop", True
+                    continue
                 if r.spec.stop:
                     r.stop_at = first_stop(self._decode(r.ids), r.spec.stop)
                 if r.stop_at is not None:
@@ -594,20 +595,18 @@ class HFModel(LocalRuntime):
             logits, cache = out.logits, out.cache
 
     def _completion(self, row: _Row) -> Completion:
-        """The finished row as a Completion, cut at its stop string."""
-        ids, text = row.ids, self._decode(row.ids)
+        """The finished row as a Completion: text cut at its stop string or end-of-sequence
+        token, tokens and log-probs through the token that ended it (see `Completion`)."""
+        ids = row.ids
+        text = self._decode(ids[:-1] if row.eos else ids)
         if row.stop_at is not None:
             text = text[: row.stop_at]
-            n = sum(len(self._decode(ids[:i])) < row.stop_at for i in range(len(ids)))
-            ids = ids[:n]
         return Completion(
             text=text,
             tokens=tuple(self._decode([t]) for t in ids),
             token_ids=tuple(ids),
-            token_logprobs=tuple(row.logprobs[: len(ids)]),
-            top_logprobs=tuple(
-                tuple((self._decode([t]), lp) for t, lp in pos) for pos in row.top[: len(ids)]
-            ),
+            token_logprobs=tuple(row.logprobs),
+            top_logprobs=tuple(tuple((self._decode([t]), lp) for t, lp in pos) for pos in row.top),
             finish_reason=row.finish or "length",
         )
 

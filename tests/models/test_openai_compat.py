@@ -27,7 +27,7 @@ from calibbench.metrics.topk import topk_calibration
 from calibbench.models.base import GenerationRequest, LoglikelihoodRequest
 from calibbench.models.builtin import gguf_path
 from calibbench.models.llamacpp_server import PLAIN_SAMPLING, LlamaCppServer, free_port
-from calibbench.models.openai_compat import OpenAICompatModel
+from calibbench.models.openai_compat import OpenAICompatModel, _Position, _through_stop
 
 pytestmark = pytest.mark.model
 
@@ -136,23 +136,48 @@ def test_greedy_chat_matches_llama_cpp_on_the_rendered_template(server, direct):
     check_against_greedy(result.completions[0], direct, ids, 10, 5)
 
 
-def test_stop_sequence_is_cut_with_its_tokens(server, direct):
+def test_stop_sequence_is_cut_from_the_text_and_its_tokens_are_kept(server, direct):
+    """This llama.cpp server reports the stop sequence's tokens: they are kept, with their
+    log-probs, through the one that completed it (as the local runtimes keep them)."""
     model = OpenAICompatModel(server.base_url, extra_body=PLAIN_SAMPLING)
     prompt = "The capital of France is"
     (result,) = model.generate([GenerationRequest(prompt, max_tokens=12, stop=("\n",))])
     ids = token_ids(direct, prompt, False)
-    out, _, _ = direct_greedy(direct, ids, 12)
+    out, logprobs, _ = direct_greedy(direct, ids, 12)
     pieces = [direct.detokenize([t], prev_tokens=ids + out[:i]).decode() for i, t in enumerate(out)]
     full = "".join(pieces)
     assert "\n" in full
     text = full[: full.index("\n")]
     starts = np.cumsum([0] + [len(p) for p in pieces[:-1]])
+    completed = int(np.sum(starts < len(text) + 1))
     completion = result.completions[0]
     assert completion.text == text
-    assert completion.tokens == tuple(
-        p for p, s in zip(pieces, starts, strict=True) if s < len(text)
-    )
+    assert completion.tokens == tuple(pieces[:completed])
+    assert np.abs(np.array(completion.token_logprobs) - logprobs[:completed]).max() < ATOL
     assert completion.finish_reason == "stop"
+
+
+@pytest.mark.parametrize(
+    ("tokens", "text", "stops", "kept"),
+    [
+        # the server reports the stop's tokens: kept through the one that completed it
+        ([" Paris", ".", "\n", "The"], " Paris.", ("\n",), 3),
+        # a stop spread over two tokens, one sharing a token with the text
+        ([" a", "b<", "/s", ">x"], " ab", ("</s>", "never"), 4),
+        # the earliest-ending stop decides, as the local runtimes stop at it
+        ([" a", "\n", "\n\n", "z"], " a", ("\n\n\n", "\n"), 2),
+        # an immediate stop
+        (["\n", "x"], "", ("\n",), 1),
+        # a server that drops the stop's tokens: what it reported is kept
+        ([" Paris", "."], " Paris.", ("\n",), 2),
+        ([], "", ("\n",), 0),
+        # tokens that do not spell the text (e.g. a chat template's): kept as reported
+        (["<x>", "b"], "ab", ("\n",), 2),
+    ],
+)
+def test_reported_positions_are_kept_through_the_stop(tokens, text, stops, kept):
+    positions = [_Position(None, t, -0.5, ()) for t in tokens]
+    assert _through_stop(positions, text, stops) == positions[:kept]
 
 
 def test_seeded_samples_are_reproducible_and_differ_across_seeds(server):

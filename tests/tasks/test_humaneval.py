@@ -32,13 +32,14 @@ def items() -> pd.DataFrame:
 
 
 def records_for(items: pd.DataFrame, greedy: list[str], samples: list[list[str]]) -> pd.DataFrame:
-    """Records as collect writes them, with made-up token log-probs (-0.1 per character)."""
+    """Records as collect writes them, with made-up token log-probs (-0.1 per character, and
+    -0.1 for the token that ended the completion)."""
     rows = []
     for item_id, text, drawn in zip(items["item_id"], greedy, samples, strict=True):
         rows.append({"request_id": f"{item_id}/greedy", "texts": [text],
-                     "token_logprobs": [[-0.1] * len(text)]})  # fmt: skip
+                     "token_logprobs": [[-0.1] * (len(text) + 1)]})  # fmt: skip
         rows.append({"request_id": f"{item_id}/samples", "texts": drawn,
-                     "token_logprobs": [[-0.1] * len(s) for s in drawn]})  # fmt: skip
+                     "token_logprobs": [[-0.1] * (len(s) + 1) for s in drawn]})  # fmt: skip
     return pd.DataFrame(rows)
 
 
@@ -77,7 +78,7 @@ def test_all_canonical_solutions_pass_and_a_broken_one_fails(items):
     assert (graded["sandbox_status"] == "passed").all()
     np.testing.assert_array_equal(graded["pass_at_1"], 0.5)
     np.testing.assert_array_equal(graded["sampling_agreement"], 0.5)
-    n_chars = np.array([len(c) for c in canonical])
+    n_chars = np.array([len(c) + 1 for c in canonical])
     np.testing.assert_array_equal(graded["n_tokens"], n_chars)
     np.testing.assert_allclose(graded["confidence"], math.exp(-0.1))
     np.testing.assert_allclose(graded["geometric_mean"], math.exp(-0.1))
@@ -88,7 +89,7 @@ def test_broken_looping_and_empty_completions(items):
     completions = [
         "    return False\n",  # wrong answer
         "    while True:\n        pass\n",  # never returns
-        "",  # empty: not run, NaN confidences
+        "",  # empty: not run, but the token that ended it has a confidence
         "    return [x for x in string if x == \n",  # cut off: a syntax error
     ]
     samples = [[items["canonical_solution"][i]] for i in range(4)]
@@ -98,8 +99,9 @@ def test_broken_looping_and_empty_completions(items):
     assert not graded["correct"].any()
     np.testing.assert_array_equal(graded["pass_at_1"], 1.0)
     empty = graded.iloc[2]
-    assert empty.n_tokens == 0
-    assert all(math.isnan(empty[c]) for c in ("confidence", "geometric_mean", "min_token_prob"))
+    assert empty.n_tokens == 1
+    for column in ("confidence", "geometric_mean", "min_token_prob"):
+        assert empty[column] == pytest.approx(math.exp(-0.1))
     assert set(graded["sandbox_status"]) <= set(STATUSES) | {"empty"}
 
 
@@ -240,14 +242,12 @@ def test_end_to_end_on_the_default_model(items, tmp_path):
         greedy = by_id.loc[f"{row.item_id}/greedy"]
         text, lp = greedy.texts[0], np.asarray(greedy.token_logprobs[0])
         assert not any(s in text for s in STOP)
-        assert row.n_tokens == len(lp) <= 64
-        if text:
-            assert row.confidence == pytest.approx(np.exp(lp).mean())
-            assert row.geometric_mean == pytest.approx(np.exp(lp.mean()))
-            assert row.min_token_prob == pytest.approx(np.exp(lp.min()))
-            assert 0 <= row.min_token_prob <= row.geometric_mean <= row.confidence <= 1
-        else:
-            assert math.isnan(row.confidence) and not row.correct
+        assert 1 <= row.n_tokens == len(lp) <= 64  # an empty completion keeps its stop token
+        assert row.confidence == pytest.approx(np.exp(lp).mean())
+        assert row.geometric_mean == pytest.approx(np.exp(lp.mean()))
+        assert row.min_token_prob == pytest.approx(np.exp(lp.min()))
+        assert 0 <= row.min_token_prob <= row.geometric_mean <= row.confidence <= 1
+        assert text or not row.correct
     print(
         f"\nsmollm2-135m on HumanEval/0-2: accuracy {graded['correct'].mean():.3f}, "
         f"pavg {graded['confidence'].mean():.3f}, pass@1 {graded['pass_at_1'].mean():.3f}, "

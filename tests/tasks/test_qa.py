@@ -4,6 +4,7 @@ records, and one real run on the default model."""
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -214,8 +215,9 @@ def test_grade_synthetic_records(trivia):
         assert graded["confidence"].iloc[row] == pytest.approx(p.mean())
         assert graded["geometric_mean"].iloc[row] == pytest.approx(np.prod(p) ** (1 / len(p)))
         assert graded["min_token_prob"].iloc[row] == pytest.approx(p.min())
-    # an empty answer has no token confidences, whatever tokens it was generated from
-    assert graded.loc[2, ["confidence", "geometric_mean", "min_token_prob"]].isna().all()
+    # an empty answer's token confidences are those of the tokens it was generated from
+    for column in ("confidence", "geometric_mean", "min_token_prob"):
+        assert graded[column].iloc[2] == pytest.approx(math.exp(-0.05))
     # TriviaQA's normalisation: " Paris", "paris!" and " PARIS" agree with "Paris"; 2 of 5
     # samples are "Marlowe" but not "Christopher Marlowe"; 4 of 5 samples are empty like q3's
     assert graded["sampling_agreement"].tolist() == [3 / 5, 0.0, 4 / 5]
@@ -304,13 +306,12 @@ def test_end_to_end_smollm2(tmp_path):
     graded = task.grade(items, records, checks)
     assert graded["item_id"].tolist() == items["item_id"].tolist()
     assert graded["correct"].dtype == bool
-    answered = graded["answer"] != ""
+    assert (graded["answer"] == "").any()  # empty answers keep the stop token's confidence
     for column in ["confidence", "geometric_mean", "min_token_prob"]:
-        values = graded.loc[answered, column]
+        values = graded[column]
         assert ((values > 0) & (values <= 1)).all(), column
-        assert graded.loc[~answered, column].isna().all()
-    assert (graded["min_token_prob"] <= graded["geometric_mean"] + 1e-12)[answered].all()
-    assert (graded["geometric_mean"] <= graded["confidence"] + 1e-12)[answered].all()
+    assert (graded["min_token_prob"] <= graded["geometric_mean"] + 1e-12).all()
+    assert (graded["geometric_mean"] <= graded["confidence"] + 1e-12).all()
     assert graded["f1"].between(0, 1).all()
     assert np.isin(graded["sampling_agreement"] * 5, np.arange(6)).all()
     assert graded["p_true"].between(0, 1, inclusive="neither").all()

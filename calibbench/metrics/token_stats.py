@@ -192,7 +192,9 @@ class StatsKernel:
 
 class NumpyStatsKernel(StatsKernel):
     """`StatsKernel` for numpy logits, through reused work buffers of `rows` x V per thread
-    (default: `cpu_threads()` threads)."""
+    (default: `cpu_threads()` threads). With `fused` (default) and torch installed, the moments
+    come from `calibbench.metrics.token_stats_fused` in one thread that spreads each call over the
+    CPUs; without it, or where that kernel cannot be built, from the eager passes below."""
 
     def __init__(
         self,
@@ -201,8 +203,13 @@ class NumpyStatsKernel(StatsKernel):
         n_bins: int,
         rows: int,
         threads: int | None = None,
+        fused: bool = True,
     ):
-        threads = cpu_threads() if threads is None else threads
+        from calibbench.metrics.token_stats_fused import fused_moments
+
+        self._fused = fused_moments(temperatures) if fused else None
+        # The fused kernel spreads each call over the CPUs itself.
+        threads = 1 if self._fused is not None else cpu_threads() if threads is None else threads
         super().__init__(vocab_size, temperatures, n_bins, rows, threads)
         self._buffers: dict[tuple[np.dtype, int], tuple[np.ndarray, ...]] = {}
 
@@ -242,6 +249,13 @@ class NumpyStatsKernel(StatsKernel):
         self, x: np.ndarray, x2: np.ndarray, e: np.ndarray, ones: np.ndarray, out: np.ndarray
     ) -> None:
         """Write s0, s1, s2, q at each temperature into `out` (4, nT, c)."""
+        if self._fused is not None:
+            import torch
+
+            fused = self._fused(torch.from_numpy(x))
+            if fused is not None:
+                out[...] = fused.numpy()
+                return
         np.multiply(x, x, out=x2)
         for j, beta in enumerate(self.betas):
             if beta == 1.0:

@@ -21,7 +21,21 @@ from calibbench.metrics.token_stats import (
 
 
 class TorchStatsKernel(StatsKernel):
-    """`StatsKernel` for torch logits, computed on their device (float16/bfloat16 upcast)."""
+    """`StatsKernel` for torch logits, computed on their device (float16/bfloat16 upcast). On the
+    CPU with `fused` (default) the moments come from `calibbench.metrics.token_stats_fused` where
+    that kernel can be built, else from the eager passes below."""
+
+    def __init__(
+        self,
+        vocab_size: int,
+        temperatures: np.ndarray,
+        n_bins: int,
+        rows: int,
+        threads: int = 1,
+        fused: bool = True,
+    ):
+        super().__init__(vocab_size, temperatures, n_bins, rows, threads)
+        self.fused = fused
 
     @torch.inference_mode()
     def _dense(
@@ -54,6 +68,13 @@ class TorchStatsKernel(StatsKernel):
 
     def _moments(self, x: torch.Tensor) -> torch.Tensor:
         """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature."""
+        if self.fused and x.device.type == "cpu":
+            from calibbench.metrics.token_stats_fused import fused_moments
+
+            kernel = fused_moments(self.temperatures)
+            out = kernel(x) if kernel is not None else None
+            if out is not None:
+                return out
         x2 = x * x
         out = torch.empty((4, len(self.betas), x.shape[0]), dtype=torch.float64, device=x.device)
         for j, beta in enumerate(self.betas.tolist()):

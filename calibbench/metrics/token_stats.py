@@ -207,7 +207,7 @@ class NumpyStatsKernel(StatsKernel):
     ):
         from calibbench.metrics.token_stats_fused import fused_moments
 
-        self._fused = fused_moments(temperatures) if fused else None
+        self._fused = fused_moments(temperatures, vocab_size) if fused else None
         # The fused kernel spreads each call over the CPUs itself.
         threads = 1 if self._fused is not None else cpu_threads() if threads is None else threads
         super().__init__(vocab_size, temperatures, n_bins, rows, threads)

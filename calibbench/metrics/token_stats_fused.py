@@ -35,6 +35,12 @@ import numpy as np
 EXP_MIN = -87.0
 #: Smallest e whose square is summed into q (its square ~ 1.2e-38 is still a normal float32).
 SQUARE_MIN = 1.1e-19
+#: Smallest vocabulary the kernels use the fused pass for: below it the eager passes are as fast,
+#: and every new shape class would cost a compilation.
+MIN_VOCAB = 4096
+#: Compilations allowed (per number of temperatures, dtype and size class of x) before a call falls
+#: back to the eager passes.
+RECOMPILE_LIMIT = 64
 #: Environment variable that switches the fused kernel off when set to "0".
 SWITCH = "CALIBBENCH_FUSED_KERNEL"
 
@@ -44,15 +50,16 @@ _KERNELS: dict[tuple[float, ...], _Fused] = {}
 _DISABLED: list[str] = []  # the reason, once the kernel could not be built
 
 
-def _moments_graph(betas: tuple[float, ...]) -> Callable:
-    """The function compiled for one temperature grid (betas are constants of the graph)."""
+def _moments_graph() -> Callable:
+    """The compiled function (x (c, V), betas (nT,) float64) -> (4, nT, c); one compilation per
+    number of temperatures and dtype of x (the loop over temperatures is unrolled)."""
     import torch
 
-    def moments(x: torch.Tensor) -> torch.Tensor:
+    def moments(x: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         f64 = torch.float64
         out = []
-        for beta in betas:
-            a = x if beta == 1.0 else x * beta
+        for j in range(betas.shape[0]):
+            a = x * betas[j].to(x.dtype)
             e = torch.where(a >= EXP_MIN, torch.exp(torch.clamp(a, min=EXP_MIN)), 0.0)
             ex = e * x
             ee = e * torch.where(e >= SQUARE_MIN, e, 0.0)
@@ -68,21 +75,30 @@ def _moments_graph(betas: tuple[float, ...]) -> Callable:
 
 
 class _Fused:
-    """A compiled moments function; a failure of its first call (the compilation) switches the
-    fused kernel off for the process and returns None."""
+    """The compiled moments function at fixed temperatures; a failure of its first call (the
+    compilation) switches the fused kernel off for the process and returns None."""
 
     def __init__(self, betas: tuple[float, ...]):
-        self._fn = _moments_graph(betas)
-        self._built = False
+        import torch
+
+        self._betas = torch.tensor(betas, dtype=torch.float64)
+        self._built: set = set()
 
     def __call__(self, x):
-        if self._built:
-            return self._fn(x)
+        import torch
+
+        if x.dtype in self._built:
+            try:
+                with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                    return _compiled()(x, self._betas)
+            except torch._dynamo.exc.FailOnRecompileLimitHit:
+                return None  # the eager passes take this call
         with _LOCK:
             if _DISABLED:
                 return None
             try:
-                out = self._fn(x)
+                with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
+                    out = _compiled()(x, self._betas)
             except Exception as err:  # noqa: BLE001 - any build failure means "use the eager passes"
                 _DISABLED.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
                 _log.warning(
@@ -90,18 +106,28 @@ class _Fused:
                     "the eager passes (same results, slower)", _DISABLED[0]
                 )
                 return None
-            self._built = True
+            self._built.add(x.dtype)
             return out
 
 
-def fused_moments(temperatures: np.ndarray) -> Callable | None:
-    """The fused moments function for `temperatures` (nT,), or None where it is unavailable.
+_COMPILED: list[Callable] = []
+
+
+def _compiled() -> Callable:
+    if not _COMPILED:
+        _COMPILED.append(_moments_graph())
+    return _COMPILED[0]
+
+
+def fused_moments(temperatures: np.ndarray, vocab_size: int = MIN_VOCAB) -> Callable | None:
+    """The fused moments function for `temperatures` (nT,), or None where it is unavailable or
+    `vocab_size` < `MIN_VOCAB`.
 
     The function maps a CPU tensor x (c, V), float32 or float64, to (4, nT, c) float64, or returns
-    None if its first call fails to build the kernel (then every later call of `fused_moments`
-    returns None too).
+    None for the eager passes to take over: always once its first call failed to build the kernel
+    (then `fused_moments` returns None too), and for a call that would exceed `RECOMPILE_LIMIT`.
     """
-    if os.environ.get(SWITCH, "1") == "0" or _DISABLED:
+    if os.environ.get(SWITCH, "1") == "0" or _DISABLED or vocab_size < MIN_VOCAB:
         return None
     try:
         import torch  # noqa: F401

@@ -71,7 +71,7 @@ class TorchStatsKernel(StatsKernel):
         if self.fused and x.device.type == "cpu":
             from calibbench.metrics.token_stats_fused import fused_moments
 
-            kernel = fused_moments(self.temperatures)
+            kernel = fused_moments(self.temperatures, self.vocab_size)
             out = kernel(x) if kernel is not None else None
             if out is not None:
                 return out

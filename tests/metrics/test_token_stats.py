@@ -22,8 +22,8 @@ def logits(seed: int, n: int, v: int) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_moments_match_direct_float64_sums(fused):
-    z, y = logits(0, 20, 300)
-    st = NumpyStatsKernel(300, TEMPS, 15, rows=7, fused=fused)(z, y, 0)
+    z, y = logits(0, 20, 4200)
+    st = NumpyStatsKernel(4200, TEMPS, 15, rows=7, fused=fused)(z, y, 0)
     x = z.astype(np.float64) - z.max(axis=1, keepdims=True)
     for j, t in enumerate(TEMPS):
         e = np.exp(x / t)
@@ -57,7 +57,7 @@ def test_threshold_is_never_above_zero():
 
 
 @pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("v", [37, 1000, 4099])
+@pytest.mark.parametrize("v", [37, 1000, 4099, 9000])
 def test_per_position_sums_do_not_depend_on_chunking(v, fused):
     z, y = logits(v, 40, v)
     one = NumpyStatsKernel(v, TEMPS, 15, rows=1, fused=fused)
@@ -80,9 +80,9 @@ def test_statistics_do_not_depend_on_the_number_of_threads():
 
 @pytest.mark.parametrize("fused", [True, False])
 def test_torch_kernel_matches_numpy_kernel_on_cpu(fused):
-    z, y = logits(2, 64, 777)
-    a = NumpyStatsKernel(777, TEMPS, 15, rows=5, fused=False)(z, y, 0)
-    b = TorchStatsKernel(777, TEMPS, 15, rows=9, fused=fused)(
+    z, y = logits(2, 64, 4777)
+    a = NumpyStatsKernel(4777, TEMPS, 15, rows=5, fused=False)(z, y, 0)
+    b = TorchStatsKernel(4777, TEMPS, 15, rows=9, fused=fused)(
         torch.from_numpy(z), torch.from_numpy(y), 0
     )
     np.testing.assert_array_equal(a.argmax, b.argmax)
@@ -133,10 +133,10 @@ def test_fused_kernel_is_exact_where_entries_are_far_below_the_maximum():
 def test_fused_kernel_reports_nonfinite_logits(bad):
     from calibbench.errors import InputError
 
-    z, y = logits(8, 12, 300)
+    z, y = logits(8, 12, 5000)
     z[5, 17] = bad
-    for kernel in (NumpyStatsKernel(300, TEMPS, 15, rows=4),
-                   TorchStatsKernel(300, TEMPS, 15, rows=4)):
+    for kernel in (NumpyStatsKernel(5000, TEMPS, 15, rows=4),
+                   TorchStatsKernel(5000, TEMPS, 15, rows=4)):
         arg = (z, y) if isinstance(kernel, NumpyStatsKernel) else (torch.from_numpy(z),
                                                                     torch.from_numpy(y))
         with pytest.raises(InputError, match="position 105"):

@@ -56,8 +56,8 @@ def test_readme_main_command_plans_the_full_default_dag_on_a_fresh_clone(clone):
     assert "Nothing to be done" not in proc.stdout
     plan = planned_jobs(proc.stdout)
     default = yaml.safe_load((clone / "config" / "default.yaml").read_text())
-    # 10 model x task collections and SmolLM2's P(True) follow-up on TriviaQA
-    assert plan["collect"] == _expected_collections(default) + 1 == 11
+    # 9 model x task collections and SmolLM2's P(True) follow-up on TriviaQA
+    assert plan["collect"] == _expected_collections(default) + 1 == 10
     for stage in ("prepare", "grade", "split", "recalibrate", "compare", "sweep",
                   "calibration_tuning", "manifest", "paper_tables", "paper_figures",
                   "paper_document", "reproduction", "summary"):  # fmt: skip

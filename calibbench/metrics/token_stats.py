@@ -133,8 +133,18 @@ class StatsKernel:
     """
 
     def __init__(
-        self, vocab_size: int, temperatures: np.ndarray, n_bins: int, rows: int, threads: int = 1
+        self,
+        vocab_size: int,
+        temperatures: np.ndarray,
+        n_bins: int,
+        rows: int,
+        threads: int = 1,
+        fused: bool = True,
     ):
+        from calibbench.metrics.token_stats_fused import fused_moments
+
+        #: The fused CPU moments function (`calibbench.metrics.token_stats_fused`), or None.
+        self._fused = fused_moments(temperatures, vocab_size) if fused else None
         self.vocab_size = vocab_size
         self.temperatures = temperatures
         self.betas = 1.0 / temperatures
@@ -205,12 +215,10 @@ class NumpyStatsKernel(StatsKernel):
         threads: int | None = None,
         fused: bool = True,
     ):
-        from calibbench.metrics.token_stats_fused import fused_moments
-
-        self._fused = fused_moments(temperatures, vocab_size) if fused else None
-        # The fused kernel spreads each call over the CPUs itself.
-        threads = 1 if self._fused is not None else cpu_threads() if threads is None else threads
-        super().__init__(vocab_size, temperatures, n_bins, rows, threads)
+        threads = cpu_threads() if threads is None else threads
+        super().__init__(vocab_size, temperatures, n_bins, rows, threads, fused)
+        if self._fused is not None:
+            self.threads = 1  # the fused kernel spreads each call over the CPUs itself
         self._buffers: dict[tuple[np.dtype, int], tuple[np.ndarray, ...]] = {}
 
     def _work(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:

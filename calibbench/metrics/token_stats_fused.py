@@ -24,6 +24,7 @@ None and callers use the eager passes; the reason is logged once.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -65,8 +66,12 @@ def _moments_graph() -> Callable:
             ee = e * torch.where(e >= SQUARE_MIN, e, 0.0)
             out.append(
                 torch.stack(
-                    (e.sum(-1, dtype=f64), ex.sum(-1, dtype=f64), (ex * x).sum(-1, dtype=f64),
-                     ee.sum(-1, dtype=f64))
+                    (
+                        e.sum(-1, dtype=f64),
+                        ex.sum(-1, dtype=f64),
+                        (ex * x).sum(-1, dtype=f64),
+                        ee.sum(-1, dtype=f64),
+                    )
                 )
             )
         return torch.stack(out, dim=1)
@@ -99,24 +104,22 @@ class _Fused:
             try:
                 with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
                     out = _compiled()(x, self._betas)
-            except Exception as err:  # noqa: BLE001 - any build failure means "use the eager passes"
+            except Exception as err:  # any build failure means "use the eager passes"
                 _DISABLED.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
                 _log.warning(
                     "calibbench: the fused token-statistics kernel could not be built (%s); using "
-                    "the eager passes (same results, slower)", _DISABLED[0]
+                    "the eager passes (same results, slower)",
+                    _DISABLED[0],
                 )
                 return None
             self._built.add(x.dtype)
             return out
 
 
-_COMPILED: list[Callable] = []
-
-
+@functools.cache
 def _compiled() -> Callable:
-    if not _COMPILED:
-        _COMPILED.append(_moments_graph())
-    return _COMPILED[0]
+    """The process's one compiled moments function."""
+    return _moments_graph()
 
 
 def fused_moments(temperatures: np.ndarray, vocab_size: int = MIN_VOCAB) -> Callable | None:

@@ -25,18 +25,6 @@ class TorchStatsKernel(StatsKernel):
     CPU with `fused` (default) the moments come from `calibbench.metrics.token_stats_fused` where
     that kernel can be built, else from the eager passes below."""
 
-    def __init__(
-        self,
-        vocab_size: int,
-        temperatures: np.ndarray,
-        n_bins: int,
-        rows: int,
-        threads: int = 1,
-        fused: bool = True,
-    ):
-        super().__init__(vocab_size, temperatures, n_bins, rows, threads)
-        self.fused = fused
-
     @torch.inference_mode()
     def _dense(
         self, z: torch.Tensor, targets: torch.Tensor, offset: int, out: np.ndarray
@@ -68,11 +56,8 @@ class TorchStatsKernel(StatsKernel):
 
     def _moments(self, x: torch.Tensor) -> torch.Tensor:
         """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature."""
-        if self.fused and x.device.type == "cpu":
-            from calibbench.metrics.token_stats_fused import fused_moments
-
-            kernel = fused_moments(self.temperatures, self.vocab_size)
-            out = kernel(x) if kernel is not None else None
+        if self._fused is not None and x.device.type == "cpu":
+            out = self._fused(x)
             if out is not None:
                 return out
         x2 = x * x

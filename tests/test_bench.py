@@ -94,7 +94,9 @@ def test_dag_benchmark_runs_two_commits_and_reads_their_jobs_from_the_logs():
 
 def test_lm_eval_scoring_benchmark_runs_and_agrees_with_lm_eval():
     out = _run("bench/lm_eval_scoring.py", "--quick")
-    rows = {c[1]: c for c in ([x.strip() for x in line.split("|")[1:-1]]
-                              for line in out.splitlines() if line.startswith("| smollm2"))}  # fmt: skip
+    cells = ([x.strip() for x in line.split("|")[1:-1]] for line in out.splitlines()
+             if line.startswith("| smollm2"))  # fmt: skip
+    rows = {c[1]: c for c in cells}
     (default,) = [m for m in rows if "(default)" in m]
-    assert float(rows[default][5]) < 1e-3  # the same weights through transformers: lm-eval's numbers
+    # the same weights through transformers: lm-eval's numbers
+    assert float(rows[default][5]) < 1e-3

@@ -115,7 +115,7 @@ def test_scoring_runtime_routes_scoring_to_transformers_and_generation_to_llamac
     gguf = {"runtime": "llamacpp", "path": "/models/x.gguf", "scoring_runtime": "hf"}
     assert runtime_for("m", gguf, "score") == {
         "runtime": "hf", "path": "/models", "gguf_file": "x.gguf"}
-    with pytest.raises(InputError, match="models.m.spec.scoring_runtime: transformers reads"):
+    with pytest.raises(InputError, match=r"models\.m\.spec\.scoring_runtime: transformers reads"):
         runtime_for("m", {"runtime": "llamacpp", "path": "/m/x.bin", "scoring_runtime": "hf"},
                     "score")  # fmt: skip
     spec.pop("batch_size")  # not an option of llama.cpp's constructor

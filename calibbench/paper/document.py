@@ -11,6 +11,10 @@ intervals as "estimate [low, high]"; on the HTML page a wide table scrolls insid
 Verdicts (decided by `claims`, stated with each claim): "supported", "not supported" or "not
 testable here", by the rule in the claim's function docstring.
 
+The confidence signals get their own section: every signal's calibration and ranking metrics by
+task kind (the `signals` table and figure), under the claim that token probabilities work for
+multiple choice but not for open-ended generation.
+
 Given a run comparison (`calibbench.monitor.compare.RunComparison`), the paper gains a "Change
 since the baseline" section: the change of each metric on the primary confidence with its
 interval, the alerts and the configuration differences.
@@ -29,8 +33,9 @@ import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import atomic_write
+from calibbench.confidence.signals import SIGNALS
 from calibbench.paper.results import TUNING_SIGNAL, Results
-from calibbench.paper.tables import PRIMARY
+from calibbench.paper.tables import PRIMARY, signal_comparison
 
 if TYPE_CHECKING:
     from calibbench.monitor.compare import RunComparison
@@ -43,7 +48,13 @@ FIGURE_CAPTIONS = {
     "ece_vs_size": "Calibration error against model size",
     "ece_by_kind": "Calibration error on multiple choice against generation tasks",
     "risk": "Risk-coverage curves before and after recalibration",
+    "signals_by_kind": "Raw AUROC and PRR of every confidence signal by task kind (test split)",
 }
+#: Signals read off the answer's own token probabilities (the others sample more answers or ask
+#: a follow-up question): the seed article's "token probabilities".
+TOKEN_SIGNALS = ("confidence", "confidence_token_norm", "geometric_mean", "min_token_prob")
+#: Task kinds whose answers are generated rather than chosen among options.
+GENERATION_KINDS = ("qa", "code")
 #: Human column headers (with units) of the tables as the page shows them; other columns keep
 #: their name with underscores as spaces.
 HEADERS = {
@@ -66,6 +77,8 @@ HEADERS = {
     "article_model": "Article's model", "article_size": "Article: size",
     "article_brier": "Article: Brier", "article_ece": "Article: ECE",
     "article_best_method": "Article: best method",
+    "probability": "Probability", "n_test": "Test items", "ece_platt": "ECE after Platt",
+    "prr": "PRR",
 }  # fmt: skip
 KIND_NAMES = {"multiple_choice": "multiple choice", "qa": "open-ended QA",
               "code": "code generation", "language_modelling": "language modelling"}  # fmt: skip
@@ -155,6 +168,7 @@ def claims(results: Results) -> list[Claim]:
         _tuning_claim(results),
         _best_method_claim(results),
         _kind_claim(results, kinds),
+        _signal_claim(results),
     ]
 
 
@@ -409,6 +423,92 @@ def _kind_claim(results: Results, kinds: pd.Series) -> Claim:
     )
 
 
+def _best_auroc(signals: pd.DataFrame) -> pd.DataFrame:
+    """Per model and task, the `signal_comparison` row with the highest AUROC estimate (the
+    first in the registry's order on a tie)."""
+    ranked = signals.sort_values(["model", "task", "auroc"], ascending=[True, True, False],
+                                 kind="stable")  # fmt: skip
+    return ranked.drop_duplicates(["model", "task"])
+
+
+def _signal_claim(results: Results) -> Claim:
+    """Supported when, for every model and every pair of a multiple-choice and a generation
+    task (open-ended QA, code) it ran, the raw test AUROC of the primary confidence on multiple
+    choice has an interval entirely above that of the best token-level signal (`TOKEN_SIGNALS`,
+    the highest AUROC estimate) on the generation task."""
+    title = "Token probabilities rank answers on multiple choice, not on generation"
+    figures = ("signals_by_kind",)
+    table = signal_comparison(results)
+    ranked = table.dropna(subset=["auroc"]) if len(table) else table
+    if not len(ranked):
+        return _untestable(title, "no confidence signal with a raw AUROC in the results", figures)
+    mc = ranked[(ranked.kind == "multiple_choice") & (ranked.signal == PRIMARY)]
+    generation = ranked[ranked.kind.isin(GENERATION_KINDS)]
+    token = generation[generation.signal.isin(TOKEN_SIGNALS)]
+    if not len(mc):
+        return _untestable(title, "no multiple-choice task with a raw AUROC of the primary "
+                           "confidence", figures)  # fmt: skip
+    if not len(token):
+        return _untestable(title, "no open-ended QA or code task with a raw AUROC of a "
+                           "token-level signal", figures)  # fmt: skip
+    best, best_any = _best_auroc(token), _best_auroc(generation)
+    pairs = mc.merge(best, on="model", suffixes=("", "_gen"))
+    if not len(pairs):
+        return _untestable(title, "no model ran both multiple choice and generation", figures)
+    pairs = pairs.sort_values(["model", "task", "task_gen"], ignore_index=True)
+    anyone = best_any.set_index(["model", "task"])
+    rows = []
+    for r in pairs.itertuples():
+        top = anyone.loc[(r.model, r.task_gen)]
+        rows.append({"Model": r.model, "Multiple choice": r.task,
+                     "AUROC of confidence [95 % CI]": _ci(r.auroc, r.auroc_low, r.auroc_high),
+                     "Generation": r.task_gen, "Best token-level signal": r.signal_gen,
+                     "Its AUROC [95 % CI]": _ci(r.auroc_gen, r.auroc_low_gen, r.auroc_high_gen),
+                     "Best signal of any kind": f"{top.signal} ({top.auroc:.3f})",
+                     "Multiple choice above": "yes" if r.auroc_low > r.auroc_high_gen
+                     else "no"})  # fmt: skip
+    above = int((pairs.auroc_low > pairs.auroc_high_gen).sum())
+    chance = int(((best.auroc_low <= 0.5) & (best.auroc_high >= 0.5)).sum())
+    return Claim(
+        title,
+        f"AUROC of confidence on multiple choice {mc.auroc.min():.2f} to {mc.auroc.max():.2f}; "
+        f"of the best token-level signal on generation {best.auroc.min():.2f} to "
+        f"{best.auroc.max():.2f}",
+        SUPPORTED if above == len(pairs) else NOT_SUPPORTED,
+        f"the multiple-choice interval lies above the generation one in {above} of "
+        f"{len(pairs)} model-task pairs",
+        "Raw test AUROC (0.5 = chance) of the primary confidence on multiple choice against "
+        "that of the best signal read off the answer's own token probabilities "
+        f"({', '.join(TOKEN_SIGNALS)}) on open-ended QA and code, per model. The best "
+        "token-level signal is indistinguishable from chance (its interval holds 0.5) in "
+        f"{chance} of {len(best)} generation model-task pairs; the best signal of any kind "
+        "there (sampled answers and follow-up questions included) reaches AUROC "
+        f"{best_any.auroc.min():.2f} to {best_any.auroc.max():.2f}. Every signal's numbers are "
+        'under "Confidence signals by task kind".',
+        _text_table(rows, ("AUROC of confidence [95 % CI]", "Its AUROC [95 % CI]")),
+        figures,
+    )
+
+
+def _signals_note(results: Results) -> str:
+    """What the signals table shows, naming the score signals of these results and the
+    monotone map each enters Platt scaling through."""
+    present = set(results.comparisons.get("signal", []))
+    scores = [f"{s.name} as {s.feature_text}" for s in SIGNALS
+              if not s.probability and s.name in present]  # fmt: skip
+    note = (
+        "Every confidence signal by task kind, on the test split: its raw ECE, the ECE after "
+        "Platt scaling fitted on the calibration half (the same fitted map for every signal, "
+        "so the calibration each signal can reach is comparable), and how well it ranks right "
+        "answers above wrong ones: AUROC (0.5 = chance) and the prediction-rejection ratio "
+        "PRR (0 = a random order, 1 = the oracle's)."
+    )
+    if scores:
+        note += (" Scores that are not probabilities have no raw ECE; Platt scaling takes them "
+                 "through a fixed monotone map: " + ", ".join(scores) + ".")  # fmt: skip
+    return note
+
+
 def claims_table(found: list[Claim]) -> Table:
     """The claims up front: claim, measured, verdict, why."""
     rows = [{"Claim (seed article)": c.title, "Measured here": c.measured,
@@ -558,7 +658,9 @@ def blocks(
     out.append(present(results.tasks, columns) if len(results.tasks) else "*(no tasks)*")
     out += ["## Recalibration methods", _csv_table(tables, "methods_summary"),
             "## Temperature", _csv_table(tables, "temperature"),
-            "## Calibration-tuning", _csv_table(tables, "calibration_tuning")]  # fmt: skip
+            "## Calibration-tuning", _csv_table(tables, "calibration_tuning"),
+            "## Confidence signals by task kind", _signals_note(results),
+            _csv_table(tables, "signals")]  # fmt: skip
     rest = _figures(figures, ("",))
     if rest and set(rest.paths) - used:
         out += ["## Other figures", Figures(tuple(p for p in rest.paths if p not in used))]

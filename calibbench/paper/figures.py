@@ -13,11 +13,15 @@ primary confidence signal, `confidence`, on the test split):
   annotated), and the reliability diagram of pavg.
 - `ece_vs_size`: raw ECE against the number of parameters (log scale), one line per task.
 - `ece_by_kind`: raw ECE per model and task, grouped by task kind (multiple choice vs generation).
+- `signals_by_kind`: every confidence signal's raw AUROC (top row, 0.5 = chance) and PRR (bottom
+  row, 0 = random), one column of panels per task kind, one colour per model and one marker per
+  task (the rows of the `signals` table, `calibbench.paper.tables.signal_comparison`).
 
-A figure with no data (no code task, no token-level sweep, no model of known size) is not drawn
-and the skip is logged. Figures are drawn on the Agg canvas (no pyplot) at fixed sizes and dpi;
-`write_figures` draws them in matplotlib's default style plus `STYLE` (the `draw_*` functions
-alone use the current rcParams), and the files carry no dates, so a rerun writes identical bytes.
+A figure with no data (no code task, no token-level sweep, no model of known size, no signal
+with a ranking metric) is not drawn and the skip is logged. Figures are drawn on the Agg canvas
+(no pyplot) at fixed sizes and dpi; `write_figures` draws them in matplotlib's default style plus
+`STYLE` (the `draw_*` functions alone use the current rcParams), and the files carry no dates, so
+a rerun writes identical bytes.
 """
 
 from __future__ import annotations
@@ -33,11 +37,13 @@ import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from numpy.typing import ArrayLike
 
 from calibbench.artifacts import atomic_write
 from calibbench.errors import InputError
 from calibbench.paper.results import Results
+from calibbench.paper.tables import signal_comparison
 
 PRIMARY = "confidence"
 #: Methods shown against raw, in order, when no method is significantly better.
@@ -47,6 +53,8 @@ SWEEP_METRICS = ("top1_ece", "full_ece", "nll", "sampled_accuracy", "argmax_accu
 DPI = 150
 #: Unit-interval axes, padded so points on 0 and 1 stay visible.
 UNIT = (-0.02, 1.02)
+#: Markers of the tasks in `draw_signals`, in the order the tasks first appear.
+MARKERS = "osD^vP*X"
 STYLE = {"font.size": 8, "axes.titlesize": 8, "legend.fontsize": 7, "figure.titlesize": 9}
 
 _BIN_COLUMNS = ["bin_low", "bin_high", "count", "mean_confidence", "accuracy", "ci_low", "ci_high"]
@@ -234,6 +242,19 @@ def raw_ece_data(results: Results, signal: str = PRIMARY) -> pd.DataFrame:
     data.insert(1, "n_parameters", data["model"].map(sizes).astype(float))
     data.insert(3, "kind", [kinds.get(task, "unknown") for task in data["task"]])
     return data
+
+
+def signals_data(results: Results) -> pd.DataFrame:
+    """Per task kind, task, model and registered confidence signal (in the `signals` table's
+    order): the raw signal's test-split AUROC and PRR, each with its interval (`_low`, `_high`);
+    rows where both are undefined are left out."""
+    columns = ["kind", "task", "model", "signal"]
+    columns += [f"{m}{end}" for m in ("auroc", "prr") for end in ("", "_low", "_high")]
+    table = signal_comparison(results)
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    table = table[table[["auroc", "prr"]].notna().any(axis=1)]
+    return table[columns].astype({c: float for c in columns[4:]}).reset_index(drop=True)
 
 
 def _figure(width: float, height: float) -> Figure:
@@ -424,6 +445,51 @@ def draw_ece_by_kind(data: pd.DataFrame) -> Figure:
     return fig
 
 
+def draw_signals(data: pd.DataFrame) -> Figure:
+    """Raw AUROC (top row, dashed at chance, 0.5) and PRR (bottom row, dashed at a random
+    order, 0) of every confidence signal, one column of panels per task kind (in `KINDS` order,
+    others after), from `signals_data` rows: one colour per model, one marker per task (the
+    legend lists both). Signals keep the rows' order; the (model, task) series of a kind are
+    dodged within ±0.4 of their signal."""
+    kinds = [k for k in KINDS if k in set(data["kind"])]
+    kinds += sorted(set(data["kind"]) - set(kinds))
+    widths = [max(2, data.loc[data["kind"] == k, "signal"].nunique()) for k in kinds]
+    fig = _figure(max(6.0, 1.5 + 0.55 * sum(widths)), 5.4)
+    axes = fig.subplots(2, len(kinds), sharex="col", sharey="row", squeeze=False,
+                        width_ratios=widths)  # fmt: skip
+    models = sorted(set(data["model"]))
+    tasks = list(dict.fromkeys(data["task"]))
+    colors = {model: f"C{i}" for i, model in enumerate(models)}
+    markers = {task: MARKERS[i % len(MARKERS)] for i, task in enumerate(tasks)}
+    for column, kind in enumerate(kinds):
+        top, bottom = axes[:, column]
+        part = data[data["kind"] == kind]
+        signals = list(dict.fromkeys(part["signal"]))
+        series = sorted(set(zip(part["model"], part["task"], strict=True)))
+        step = 0.8 / len(series)
+        for i, (model, task) in enumerate(series):
+            mine = part[(part["model"] == model) & (part["task"] == task)]
+            mine = mine.set_index("signal").reindex(signals)
+            x = np.arange(len(signals)) - 0.4 + step * (i + 0.5)
+            for ax, metric in ((top, "auroc"), (bottom, "prr")):
+                ax.plot(x, mine[metric], color=colors[model], marker=markers[task],
+                        linestyle="none", markersize=4)  # fmt: skip
+                _intervals(ax, x, mine[f"{metric}_low"], mine[f"{metric}_high"], colors[model])
+        top.axhline(0.5, color="0.6", linestyle="--", linewidth=1)
+        bottom.axhline(0.0, color="0.6", linestyle="--", linewidth=1)
+        top.set_title(KINDS.get(kind, kind.replace("_", " ")))
+        bottom.set_xticks(np.arange(len(signals)), labels=signals, rotation=35, ha="right")
+    axes[0, 0].set(ylabel="AUROC (raw, test split)", ylim=UNIT)
+    axes[1, 0].set(ylabel="PRR (raw, test split)")
+    handles = [Line2D([], [], color=colors[m], marker="o", linestyle="none", label=m)
+               for m in models]  # fmt: skip
+    handles += [Line2D([], [], color="0.4", marker=markers[t], linestyle="none", label=t)
+                for t in tasks]  # fmt: skip
+    fig.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 5))
+    fig.suptitle("Confidence signals by task kind: do they rank right answers above wrong ones?")
+    return fig
+
+
 def save_figure(fig: Figure, path: Path, fmt: str) -> None:
     """Write `fig` to `path` as `fmt` ("pdf" or "png") at DPI, with reproducible metadata."""
     metadata = _METADATA[fmt]
@@ -480,4 +546,9 @@ def write_figures(results: Results, out: Path) -> list[Path]:
             _skip("ece_by_kind", "no raw ECE in the results")
         else:
             paths += _save(draw_ece_by_kind(ece), out, "ece_by_kind")
+        signals = signals_data(results)
+        if signals.empty:
+            _skip("signals_by_kind", "no confidence signal with a raw AUROC or PRR")
+        else:
+            paths += _save(draw_signals(signals), out, "signals_by_kind")
     return paths

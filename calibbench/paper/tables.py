@@ -7,13 +7,21 @@
   the raw one's); where the configuration maps models onto the seed article's table
   (`calibbench.paper.article`), the article's reported values beside them.
 - `methods_<task>`: for one task, every model x confidence signal x method: ECE, Brier, NLL,
-  AUROC, AURC and accuracy with intervals, or why a method could not be fitted.
+  AUROC, AURC, PRR and accuracy with intervals, or why a method could not be fitted.
 - `methods_summary`: per method, over all model x task x signal cases: cases fitted, mean change
   in ECE against raw, cases where it was the best and significantly better.
 - `temperature`: per model and task with token-level statistics: the one-pass fitted T, and
   top-1 ECE, Full-ECE, NLL, argmax and sampled accuracy at T = 1 and at the grid T nearest to it.
 - `calibration_tuning`: per tuned model and task, ECE, AUROC and Brier with intervals of the raw
   confidence, zero-shot P(True), the linear probe, the LoRA-tuned model and tuned + temperature.
+- `signals`: every confidence signal by task kind: one row per kind, task, model and signal of
+  the registry (`calibbench.confidence.signals`; calibration-tuning and signals outside the
+  registry are left out), ordered by kind (multiple choice, open-ended QA, code, then others),
+  task, model and the registry's signal order. Columns: whether the signal is a probability,
+  test items, raw ECE (NaN for a score, which is not a probability), ECE after Platt scaling
+  fitted on the calibration half (the same fitted map for every signal, so the calibration each
+  can reach is comparable) and the raw signal's ranking metrics AUROC and PRR (prediction-
+  rejection ratio: 0 random, 1 oracle), each with its interval.
 
 CSV files hold plain numbers (estimate, low, high columns); Markdown and LaTeX show
 "estimate [low, high]" with three decimals.
@@ -27,12 +35,15 @@ import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import atomic_write
+from calibbench.confidence.signals import BY_NAME, SIGNALS
 from calibbench.paper.article import article_models, with_article
 from calibbench.paper.results import TUNING_SIGNAL, Results
 
 PRIMARY = "confidence"
 SWEEP_METRICS = ("top1_ece", "full_ece", "nll", "argmax_accuracy", "sampled_accuracy")
-INTERVAL_METRICS = ("accuracy", "brier", "ece", "nll", "auroc", "aurc")
+INTERVAL_METRICS = ("accuracy", "brier", "ece", "nll", "auroc", "aurc", "prr")
+#: Task kinds in table order; other kinds follow, by name.
+KIND_ORDER = ("multiple_choice", "qa", "code")
 
 
 def _metric(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -165,6 +176,47 @@ def tuning(results: Results) -> pd.DataFrame:
     return wide.drop(columns=["signal", "error", "order"]).reset_index(drop=True)
 
 
+def signal_comparison(results: Results) -> pd.DataFrame:
+    """Every registered confidence signal per task kind, task and model (see the module
+    docstring); empty when the results have none."""
+    comp = results.comparisons
+    part = comp[comp["signal"].isin(BY_NAME)] if not comp.empty else comp
+    if part.empty:
+        return pd.DataFrame()
+    keys = ["model", "task", "signal"]
+    raw = _wide(part[part["method"] == "raw"], ("ece", "auroc", "prr")).drop(
+        columns=["method", "best", "error"]
+    )
+    platt = (
+        _metric(part[part["method"] == "platt"], "ece")
+        .drop(columns="method")
+        .rename(columns={f"ece{end}": f"ece_platt{end}" for end in ("", "_low", "_high")})
+    )
+    n_test = part[part["method"] == "raw"].drop_duplicates(keys)[[*keys, "n_test"]]
+    table = (
+        part[keys]
+        .drop_duplicates()
+        .merge(n_test, on=keys, how="left")
+        .merge(raw, on=keys, how="left")
+        .merge(platt, on=keys, how="left")
+    )
+    kinds = results.tasks.set_index("task")["kind"] if not results.tasks.empty else pd.Series()
+    table.insert(0, "kind", [kinds.get(task, "unknown") for task in table["task"]])
+    table.insert(4, "probability", ["yes" if BY_NAME[s].probability else "no"
+                                    for s in table["signal"]])  # fmt: skip
+    table["n_test"] = table["n_test"].astype("Int64")
+    order = {name: i for i, name in enumerate(KIND_ORDER)}
+    rank = {s.name: i for i, s in enumerate(SIGNALS)}
+    table = table.assign(
+        kind_rank=table["kind"].map(lambda k: order.get(k, len(order))),
+        signal_rank=table["signal"].map(rank),
+    ).sort_values(["kind_rank", "kind", "task", "model", "signal_rank"])
+    columns = ["kind", "task", "model", "signal", "probability", "n_test"]
+    columns += [f"{m}{end}" for m in ("ece", "ece_platt", "auroc", "prr")
+                for end in ("", "_low", "_high")]  # fmt: skip
+    return table[columns].reset_index(drop=True)
+
+
 def _format(frame: pd.DataFrame) -> pd.DataFrame:
     """Numbers to three decimals, estimate/low/high columns folded into 'est [low, high]'."""
     out = pd.DataFrame(index=frame.index)
@@ -183,7 +235,7 @@ def _format(frame: pd.DataFrame) -> pd.DataFrame:
             out[column] = ["—" if pd.isna(v) else f"{v:.3f}" for v in values]
         else:
             out[column] = [
-                "—" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                "—" if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) else str(v)
                 for v in values
             ]
     return out
@@ -210,6 +262,9 @@ def write_tables(results: Results, out: Path) -> list[Path]:
     tuned = tuning(results)
     if not tuned.empty:
         paths += _write(tuned, out, "calibration_tuning")
+    signals = signal_comparison(results)
+    if not signals.empty:
+        paths += _write(signals, out, "signals")
     for task in sorted(set(results.comparisons.get("task", []))):
         paths += _write(methods_for_task(results, task), out, f"methods_{task}")
     return paths

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from calibbench.confidence.signals import BY_NAME
 from calibbench.errors import InputError
 from calibbench.metrics.scores import aurc
 from calibbench.metrics.summary import answer_summary
@@ -90,23 +91,30 @@ def add_collection(root: Path, model: str, task: str, n_parameters: int | None) 
     )
 
 
-def method_entry(root: Path, model: str, task: str, method: str, answers) -> dict:
-    """Write recalibrate/{model}/{task}/confidence/{method}.json (+ .parquet); return the entry.
-    `answers` is (confidence, correct) or an error message."""
+def method_entry(
+    root: Path, model: str, task: str, method: str, answers, signal: str = "confidence"
+) -> dict:
+    """Write recalibrate/{model}/{task}/{signal}/{method}.json (+ .parquet); return the entry.
+    `answers` is (confidence, correct) or an error message. A score signal's (see the registry)
+    `raw` summary holds only the ranking metrics, as the recalibration protocol writes it."""
     settings = {"level": 0.95, "n_bins": 10, "n_resamples": 20, "seed": 0}
+    score = signal in BY_NAME and not BY_NAME[signal].probability
+    ranking_only = f"{signal} is a score, not a probability" if score and method == "raw" else None
     base = {
-        "confidence": "confidence",
+        "confidence": signal,
         "method": method,
         "n_calibration": 6,
         "n_missing_confidence": 0,
         "settings": settings,
     }
-    path = root / "recalibrate" / model / task / "confidence" / f"{method}.json"
+    path = root / "recalibrate" / model / task / signal / f"{method}.json"
     if isinstance(answers, str):
         entry = base | {"error": answers, "n_test": 0}
     else:
         conf, correct = answers
-        summary = answer_summary(conf, correct, n_bins=10, n_resamples=20, seed=0)
+        summary = answer_summary(
+            conf, correct, n_bins=10, n_resamples=20, seed=0, ranking_only=ranking_only
+        )
         entry = base | {"n_test": len(conf), "summary": summary}
         if method != "raw":
             entry["fitted"] = {"method": method, "params": {}, "state": {}}
@@ -118,11 +126,13 @@ def method_entry(root: Path, model: str, task: str, method: str, answers) -> dic
     return entry
 
 
-def add_case(root: Path, model: str, task: str, methods: dict, best: str | None) -> None:
-    entries = {m: method_entry(root, model, task, m, a) for m, a in methods.items()}
+def add_case(
+    root: Path, model: str, task: str, methods: dict, best: str | None, signal: str = "confidence"
+) -> None:
+    entries = {m: method_entry(root, model, task, m, a, signal) for m, a in methods.items()}
     reason = "none significantly better" if best is None else "test ECE 0.1, interval below raw's"
     write_json(
-        root / "compare" / model / task / "confidence.json",
+        root / "compare" / model / task / f"{signal}.json",
         {"best": {"method": best, "reason": reason}, "methods": entries},
     )
 
@@ -367,6 +377,7 @@ def test_write_figures_writes_pdf_and_png_per_figure(one_model):
         "pavg_code",
         "ece_vs_size",
         "ece_by_kind",
+        "signals_by_kind",
     ]
     assert sorted(p.name for p in paths) == sorted(
         f"{s}.{x}" for s in stems for x in ("pdf", "png")
@@ -399,6 +410,7 @@ def test_absent_figure_kinds_are_skipped_and_logged(tmp_path, caplog):
         "reliability__api-model__arc_easy",
         "risk_coverage__api-model__arc_easy",
         "ece_by_kind",
+        "signals_by_kind",
     }
     assert sorted(p.name for p in paths) == sorted(
         f"{s}.{x}" for s in stems for x in ("pdf", "png")

@@ -201,10 +201,20 @@ class StatsKernel:
 
 
 class NumpyStatsKernel(StatsKernel):
-    """`StatsKernel` for numpy logits, through reused work buffers of `rows` x V per thread
-    (default: `cpu_threads()` threads). With `fused` (default) and torch installed, the moments
-    come from `calibbench.metrics.token_stats_fused` in one thread that spreads each call over the
-    CPUs; without it, or where that kernel cannot be built, from the eager passes below."""
+    """`StatsKernel` for numpy logits.
+
+    With `fused` (default) and torch installed, the moments come from
+    `calibbench.metrics.token_stats_fused`, which reads the logits in place: one thread (the
+    compiled kernel spreads each call over the CPUs itself), and no work buffers but the
+    candidates' (rows, V) boolean mask, so a sub-chunk holds 3 * 4 + 1 times the `rows` that the
+    memory budget gives the eager passes (fewer calls, each with its fixed cost). Without it, or
+    where that kernel cannot be built, the eager passes below run through reused work buffers of
+    `rows` x V per thread (default: `cpu_threads()` threads).
+    """
+
+    #: Work bytes per vocabulary entry of a sub-chunk row in the eager passes over float32 (three
+    #: buffers and the mask), over those of the fused pass (the mask).
+    FUSED_ROWS_FACTOR = 3 * 4 + 1
 
     def __init__(
         self,
@@ -217,8 +227,10 @@ class NumpyStatsKernel(StatsKernel):
     ):
         threads = cpu_threads() if threads is None else threads
         super().__init__(vocab_size, temperatures, n_bins, rows, threads, fused)
+        self._eager_rows = rows
         if self._fused is not None:
-            self.threads = 1  # the fused kernel spreads each call over the CPUs itself
+            self.threads = 1
+            self.rows = rows * self.FUSED_ROWS_FACTOR
         self._buffers: dict[tuple[np.dtype, int], tuple[np.ndarray, ...]] = {}
 
     def _work(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:
@@ -226,7 +238,7 @@ class NumpyStatsKernel(StatsKernel):
         vector of ones."""
         key = (dtype, threading.get_ident())
         if key not in self._buffers:
-            shape = (self.rows, self.vocab_size)
+            shape = (self._eager_rows, self.vocab_size)
             work = tuple(np.empty(shape, dtype) for _ in range(3))
             self._buffers[key] = (*work, np.ones(self.vocab_size, dtype))
         return self._buffers[key]
@@ -234,13 +246,69 @@ class NumpyStatsKernel(StatsKernel):
     def _dense(
         self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        c = z.shape[0]
         dtype = np.dtype(np.float64 if z.dtype == np.float64 else np.float32)
-        bx, bx2, be, ones = self._work(dtype)
-        bx, bx2, be = bx[:c], bx2[:c], be[:c]
         m = z.max(axis=1)
         if not np.isfinite(m).all():
             check_finite_rows(z, offset)
+        if self._fused is not None:
+            z = z.astype(dtype, copy=False)
+            found = self._dense_fused(z, m.astype(dtype), targets, offset, out)
+            if found is not None:
+                return found
+        c = z.shape[0]
+        found = []
+        for start in range(0, c, self._eager_rows):
+            stop = min(start + self._eager_rows, c)
+            xt, flat, cx = self._dense_eager(
+                z[start:stop], m[start:stop], targets[start:stop], offset + start,
+                out[:, :, start:stop], dtype,
+            )  # fmt: skip
+            found.append((xt, flat + start * self.vocab_size, cx))
+        return tuple(np.concatenate(part) for part in zip(*found, strict=True))
+
+    def _dense_fused(
+        self, z: np.ndarray, m: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """`_dense` through the fused moments, reading z in place; None where the compiled kernel
+        declined the call (the eager passes take it)."""
+        import torch
+
+        moments = self._fused(torch.from_numpy(z), torch.from_numpy(m))
+        if moments is None:
+            return None
+        out[...] = moments.numpy()
+        if not np.isfinite(out).all():
+            check_finite_rows(z, offset)
+            # Finite logits whose range overflows z - m: clamp x as the eager passes do.
+            with np.errstate(over="ignore"):
+                x = np.maximum(z - m[:, None], X_FLOOR)
+            moments = self._fused(torch.from_numpy(x), torch.from_numpy(np.zeros_like(m)))
+            if moments is None:
+                return None
+            out[...] = moments.numpy()
+        c = z.shape[0]
+        theta = candidate_threshold(out[0], self.temperatures, self.n_bins)
+        # x >= theta, on z: m + theta rounds to at most m, so every maximal entry is found.
+        flat = np.flatnonzero(z >= (m + theta).astype(z.dtype)[:, None])
+        rows, cols = np.divmod(flat, self.vocab_size)
+        with np.errstate(over="ignore"):  # x as the eager passes have it, clamped at X_FLOOR
+            cand_x = np.maximum(z[rows, cols] - m[rows], X_FLOOR).astype(np.float64)
+            x_target = np.maximum(z[np.arange(c), targets] - m, X_FLOOR).astype(np.float64)
+        return x_target, flat, cand_x
+
+    def _dense_eager(
+        self,
+        z: np.ndarray,
+        m: np.ndarray,
+        targets: np.ndarray,
+        offset: int,
+        out: np.ndarray,
+        dtype: np.dtype,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`_dense` through the eager passes, for at most `_eager_rows` rows."""
+        c = z.shape[0]
+        bx, bx2, be, ones = self._work(dtype)
+        bx, bx2, be = bx[:c], bx2[:c], be[:c]
         x = np.subtract(z, m[:, None], out=bx, dtype=dtype, casting="unsafe")
         with np.errstate(over="ignore", invalid="ignore"):
             self._moments(x, bx2, be, ones, out)
@@ -256,14 +324,7 @@ class NumpyStatsKernel(StatsKernel):
     def _moments(
         self, x: np.ndarray, x2: np.ndarray, e: np.ndarray, ones: np.ndarray, out: np.ndarray
     ) -> None:
-        """Write s0, s1, s2, q at each temperature into `out` (4, nT, c)."""
-        if self._fused is not None:
-            import torch
-
-            fused = self._fused(torch.from_numpy(x))
-            if fused is not None:
-                out[...] = fused.numpy()
-                return
+        """Write s0, s1, s2, q at each temperature into `out` (4, nT, c), eager passes."""
         np.multiply(x, x, out=x2)
         for j, beta in enumerate(self.betas):
             if beta == 1.0:

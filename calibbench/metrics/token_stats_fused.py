@@ -1,19 +1,24 @@
 """The moments of `calibbench.metrics.token_stats` in one fused CPU pass, through torch.compile.
 
-The eager kernels make, per temperature, an exp pass and four dot-product passes over each
-sub-chunk, each reading and writing (c, V) arrays. `fused_moments(temperatures)` returns a
-function compiled by TorchInductor (C++ with OpenMP and SIMD exp) that reads each row of x once
-per call and computes every temperature's s0, s1, s2 and q in registers: on 2 CPU cores about
-0.3 ns per (position, vocabulary entry, temperature), 2-4x faster than the eager passes, and
-accumulated in float64 (eager: float32 sums), so it is also closer to the exact sums.
+The eager kernels make a subtraction pass and, per temperature, an exp pass and four dot-product
+passes over each sub-chunk, each reading and writing (c, V) arrays. `fused_moments(temperatures)`
+returns a function compiled by TorchInductor (C++ with OpenMP and SIMD exp) that reads each row of
+the logits once per call and computes every temperature's s0, s1, s2 and q in registers: on 2 CPU
+cores about 0.3 ns per (position, vocabulary entry, temperature), 2-4x faster than the eager
+passes, and accumulated in float64 (eager: float32 sums), so it is also closer to the exact sums.
 
-Conventions, shared with the eager kernels: x = z - max_k z (c, V), float32 or float64; the
-result is (4, nT, c) float64 (s0, s1, s2, q), NaN in a row whose logits hold NaN or -inf (as in
-the eager passes, so the caller's check reports it). s2 is summed as (e x) x, which cannot
-overflow for finite x. Two guards keep the CPU off
-its slow subnormal path, which real vocabularies hit (entries 40+ nats below the maximum): exp is
-taken only where beta x >= `EXP_MIN` (exp(-87) is a normal float32; the entries dropped weigh
-under 1.7e-38 each against s0 >= 1), and e^2 only where e >= `SQUARE_MIN`.
+Conventions, shared with the eager kernels: the function takes the logits z (c, V), float32 or
+float64, and their row maxima m (c,) in the same dtype, and works on x = z - m as the eager passes
+do (the same float subtraction, so x is the same number; it is never stored). The result is
+(4, nT, c) float64 (s0, s1, s2, q), NaN in a row whose logits hold NaN or an infinity (so the
+caller's check reports it). Two guards keep the CPU off its slow subnormal path, which real
+vocabularies hit (entries 40+ nats below the maximum): beta x is clamped at `EXP_MIN` before exp
+(exp(-87) is a normal float32) and x at `EXP_MIN` / beta where it multiplies e, and e^2 is summed
+only where e >= `SQUARE_MIN`. An entry below the clamp thus counts as exp(-87) ~ 1.6e-38 at
+x = -87 / beta instead of its true, smaller e: at most 1.7e-38 * V * (1 + 87 / beta)^2 on any sum,
+against s0 >= 1. Clamping (a maximum) instead of selecting (a masked blend) keeps the loop as fast
+for rows with many such entries as for rows without. s2 is summed as (e x) x with clamped x, which
+cannot overflow.
 
 Each row is reduced on its own, in the same order whatever the number of rows in a call, so the
 sums do not depend on the chunking. Compiling costs about 10 s the first time on a machine and
@@ -52,24 +57,28 @@ _DISABLED: list[str] = []  # the reason, once the kernel could not be built
 
 
 def _moments_graph() -> Callable:
-    """The compiled function (x (c, V), betas (nT,) float64) -> (4, nT, c); one compilation per
-    number of temperatures and dtype of x (the loop over temperatures is unrolled)."""
+    """The compiled function (z (c, V), m (c,), betas (nT,) float64) -> (4, nT, c); one
+    compilation per number of temperatures and dtype of z (the loop over temperatures is
+    unrolled)."""
     import torch
 
-    def moments(x: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
+    def moments(z: torch.Tensor, m: torch.Tensor, betas: torch.Tensor) -> torch.Tensor:
         f64 = torch.float64
+        x = z - m[:, None]
+        poison = x * 0.0  # 0, or NaN where x is NaN or infinite (clamping would hide those)
         out = []
         for j in range(betas.shape[0]):
-            a = x * betas[j].to(x.dtype)
-            e = torch.where(a >= EXP_MIN, torch.exp(torch.clamp(a, min=EXP_MIN)), 0.0)
-            ex = e * x
+            beta = betas[j].to(x.dtype)
+            e = torch.exp(torch.clamp(x * beta, min=EXP_MIN))
+            xe = torch.clamp(x, min=EXP_MIN / beta)
+            ex = e * xe
             ee = e * torch.where(e >= SQUARE_MIN, e, 0.0)
             out.append(
                 torch.stack(
                     (
-                        e.sum(-1, dtype=f64),
+                        (e + poison if j == 0 else e).sum(-1, dtype=f64),
                         ex.sum(-1, dtype=f64),
-                        (ex * x).sum(-1, dtype=f64),
+                        (ex * xe).sum(-1, dtype=f64),
                         ee.sum(-1, dtype=f64),
                     )
                 )
@@ -89,13 +98,21 @@ class _Fused:
         self._betas = torch.tensor(betas, dtype=torch.float64)
         self._built: set = set()
 
-    def __call__(self, x):
+    def __call__(self, z, m):
+        if z.shape[0] == 1:
+            # Dynamo specialises a size of 1, and that kernel splits the row's reduction over the
+            # threads, summing in another order: two copies of the row go through the general one.
+            out = self(z.expand(2, -1).contiguous(), m.expand(2).contiguous())
+            return None if out is None else out[:, :, :1]
+        return self._call(z, m)
+
+    def _call(self, z, m):
         import torch
 
-        if x.dtype in self._built:
+        if z.dtype in self._built:
             try:
                 with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                    return _compiled()(x, self._betas)
+                    return _compiled()(z, m, self._betas)
             except torch._dynamo.exc.FailOnRecompileLimitHit:
                 return None  # the eager passes take this call
         with _LOCK:
@@ -103,7 +120,7 @@ class _Fused:
                 return None
             try:
                 with torch._dynamo.config.patch(recompile_limit=RECOMPILE_LIMIT):
-                    out = _compiled()(x, self._betas)
+                    out = _compiled()(z, m, self._betas)
             except Exception as err:  # any build failure means "use the eager passes"
                 _DISABLED.append(f"{type(err).__name__}: {str(err).splitlines()[0][:200]}")
                 _log.warning(
@@ -112,7 +129,7 @@ class _Fused:
                     _DISABLED[0],
                 )
                 return None
-            self._built.add(x.dtype)
+            self._built.add(z.dtype)
             return out
 
 
@@ -126,7 +143,8 @@ def fused_moments(temperatures: np.ndarray, vocab_size: int = MIN_VOCAB) -> Call
     """The fused moments function for `temperatures` (nT,), or None where it is unavailable or
     `vocab_size` < `MIN_VOCAB`.
 
-    The function maps a CPU tensor x (c, V), float32 or float64, to (4, nT, c) float64, or returns
+    The function maps CPU tensors z (c, V) and m (c,) (float32 or float64, m the row maxima of z,
+    or zeros for an x already shifted) to (4, nT, c) float64, or returns
     None for the eager passes to take over: always once its first call failed to build the kernel
     (then `fused_moments` returns None too), and for a call that would exceed `RECOMPILE_LIMIT`.
     """

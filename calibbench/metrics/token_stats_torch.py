@@ -31,14 +31,15 @@ class TorchStatsKernel(StatsKernel):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
         z = z.to(dtype)
-        x = z - z.amax(dim=1, keepdim=True)
-        moments = self._moments(x)
+        m = z.amax(dim=1)
+        x = z - m[:, None]
+        moments = self._moments(z, m, x)
         if not bool(torch.isfinite(moments).all()):
             bad = ~torch.isfinite(z).all(dim=1)
             if bool(bad.any()):
                 raise nonfinite_logits_error(offset + int(bad.nonzero()[0, 0]))
             x.clamp_(min=X_FLOOR)
-            moments = self._moments(x)
+            moments = self._moments(x, torch.zeros_like(m), x)
         temps = torch.as_tensor(self.temperatures, dtype=torch.float64, device=z.device)
         theta = (temps[:, None] * torch.log(moments[0] / self.n_bins)).amin(dim=0).clamp(max=0.0)
         theta = (theta - CANDIDATE_MARGIN * (1.0 + theta.abs())).to(dtype)
@@ -54,10 +55,10 @@ class TorchStatsKernel(StatsKernel):
         x_target = x.gather(1, targets[:, None])[:, 0].double().cpu().numpy()
         return x_target, flat.astype(np.int64), cand_x
 
-    def _moments(self, x: torch.Tensor) -> torch.Tensor:
-        """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature."""
+    def _moments(self, z: torch.Tensor, m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature of x = z - m."""
         if self._fused is not None and x.device.type == "cpu":
-            out = self._fused(x)
+            out = self._fused(z, m)
             if out is not None:
                 return out
         x2 = x * x

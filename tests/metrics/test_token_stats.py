@@ -150,3 +150,33 @@ def test_the_fused_kernel_can_be_switched_off(monkeypatch):
     assert token_stats_fused.fused_moments(TEMPS) is None
     monkeypatch.delenv(token_stats_fused.SWITCH)
     assert token_stats_fused.fused_moments(TEMPS) is not None
+
+
+@pytest.mark.parametrize("masked", [-1e30, -3.0e38])
+def test_masked_entries_far_below_give_the_same_statistics_fused_or_eager(masked):
+    """Masked entries (finite, hugely negative; at -3e38 z - max overflows float32) weigh nothing:
+    both paths agree with float64 sums over the unmasked entries, and with each other exactly on
+    the candidates and targets (x clamped at X_FLOOR)."""
+    z, y = logits(9, 24, 5000)
+    z[:, 4000:] = masked
+    z[3, :] = masked
+    z[3, 7] = 2.0e38  # one row whose range overflows even x = z - m
+    y[::5] = 4500  # some targets are masked entries
+    fused = NumpyStatsKernel(5000, TEMPS, 15, rows=2)(z, y, 0)
+    eager = NumpyStatsKernel(5000, TEMPS, 15, rows=2, fused=False)(z, y, 0)
+    for name in ("argmax", "cand_row", "cand_col", "cand_x", "x_target"):
+        np.testing.assert_array_equal(getattr(fused, name), getattr(eager, name), err_msg=name)
+    keep = np.ones(24, bool)
+    keep[3] = False
+    x = z[keep, :4000].astype(np.float64) - z[keep].max(axis=1, keepdims=True)
+    for j, t in enumerate(TEMPS):
+        e = np.exp(x / t)
+        for name, want in (("s0", e.sum(1)), ("s1", (e * x).sum(1)),
+                           ("s2", (e * x**2).sum(1)), ("q", (e**2).sum(1))):  # fmt: skip
+            for st in (fused, eager):
+                np.testing.assert_allclose(getattr(st, name)[j][keep], want, rtol=1e-5,
+                                           err_msg=f"{name}, T={t}")  # fmt: skip
+        for st in (fused, eager):  # the overflowing row: one entry holds all the mass
+            assert st.s0[j][3] == 1.0 and st.q[j][3] == 1.0
+            # the fused pass counts clamped entries at exp(-87): under 1e-28 here
+            assert abs(st.s1[j][3]) < 1e-28 and abs(st.s2[j][3]) < 1e-28

@@ -122,8 +122,12 @@ def test_fused_kernel_is_exact_where_entries_are_far_below_the_maximum():
         x = zz.astype(np.float64) - zz.max(axis=1, keepdims=True).astype(np.float64)
         for j, t in enumerate(temps):
             e = np.exp(x / t)
-            for name, want in (("s0", e.sum(1)), ("s1", (e * x).sum(1)),
-                               ("s2", (e * x**2).sum(1)), ("q", (e**2).sum(1))):
+            for name, want in (
+                ("s0", e.sum(1)),
+                ("s1", (e * x).sum(1)),
+                ("s2", (e * x**2).sum(1)),
+                ("q", (e**2).sum(1)),
+            ):
                 np.testing.assert_allclose(
                     getattr(st, name)[j], want, rtol=1e-6, err_msg=f"{name}, T={t}, {dtype}"
                 )
@@ -135,10 +139,15 @@ def test_fused_kernel_reports_nonfinite_logits(bad):
 
     z, y = logits(8, 12, 5000)
     z[5, 17] = bad
-    for kernel in (NumpyStatsKernel(5000, TEMPS, 15, rows=4),
-                   TorchStatsKernel(5000, TEMPS, 15, rows=4)):
-        arg = (z, y) if isinstance(kernel, NumpyStatsKernel) else (torch.from_numpy(z),
-                                                                    torch.from_numpy(y))
+    for kernel in (
+        NumpyStatsKernel(5000, TEMPS, 15, rows=4),
+        TorchStatsKernel(5000, TEMPS, 15, rows=4),
+    ):
+        arg = (
+            (z, y)
+            if isinstance(kernel, NumpyStatsKernel)
+            else (torch.from_numpy(z), torch.from_numpy(y))
+        )
         with pytest.raises(InputError, match="position 105"):
             kernel(*arg, 100)
 

@@ -31,4 +31,4 @@ def accumulates(model: str, spec: dict[str, Any], task: Task) -> bool:
 
 def pair_signals(model: str, spec: dict[str, Any], task: Task) -> list[str]:
     """The confidence signals of the pair's graded table, in table order."""
-    return signals(task.kind, scores_prompts(model, spec))
+    return signals(task.kind, scores_prompts(model, spec), task)

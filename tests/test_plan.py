@@ -37,10 +37,16 @@ def test_token_statistics_need_full_distributions_and_scored_text():
 
 def test_signals_in_table_order_and_known_to_each_task_kind():
     assert signals("multiple_choice") == ["confidence", "confidence_token_norm"]
+    meaning = ["largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
+               "n_semantic_sets"]  # fmt: skip
     assert signals("qa") == [
-        "confidence", "geometric_mean", "min_token_prob", "sampling_agreement", "p_true"
+        "confidence", "geometric_mean", "min_token_prob", "sampling_agreement", "p_true",
+        *meaning, "verbalized",
     ]  # fmt: skip
-    assert signals("qa", scores_prompts=False)[-1] == "sampling_agreement"
+    assert "p_true" not in signals("qa", scores_prompts=False)
+    # an optional signal is graded only where the task switches it on
+    assert "verbalized" not in signals("qa", task=get_task("triviaqa"))
+    assert "verbalized" in signals("qa", task=get_task({"task": "triviaqa", "verbalized": True}))
     assert signals("code") == ["confidence", "geometric_mean", "min_token_prob",
                                "sampling_agreement"]  # fmt: skip
     assert signals("language_modelling") == []
@@ -51,4 +57,4 @@ def test_signals_in_table_order_and_known_to_each_task_kind():
         task = get_task(name)
         assert task.kind == REGISTRY[name].kind
         # every signal of its kind is a column its grading documents
-        assert set(signals(task.kind)) <= {"confidence", *task.confidence_columns}
+        assert set(signals(task.kind, task=task)) <= {"confidence", *task.confidence_columns}

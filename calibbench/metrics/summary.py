@@ -13,6 +13,7 @@ from numpy.typing import ArrayLike
 from calibbench.errors import InputError
 from calibbench.metrics.binned import ece, reliability
 from calibbench.metrics.bootstrap import bootstrap_ci
+from calibbench.metrics.rejection import prr
 from calibbench.metrics.scores import accuracy, aurc, auroc, brier, nll, overconfidence
 from calibbench.validation import as_answer_pair
 
@@ -37,7 +38,12 @@ def answer_metrics(n_bins: int = 15) -> dict[str, Callable[..., Any]]:
         "nll": nll,
         "auroc": auroc,
         "aurc": aurc,
+        "prr": prr,
     }
+
+
+#: The metrics that depend only on the order of the confidences: defined for any score.
+RANKING_METRICS = ("auroc", "aurc", "prr")
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -51,8 +57,14 @@ def answer_summary(
     n_resamples: int = 1000,
     level: float = 0.95,
     seed: int = 0,
+    ranking_only: str | None = None,
 ) -> dict[str, Any]:
     """Every answer-level metric with a percentile bootstrap CI, and reliability-diagram data.
+
+    With `ranking_only` (the reason, e.g. "semantic_entropy is a score, not a probability"),
+    `confidence` is a score mapped into [0, 1] by a fixed monotone map rather than a probability:
+    only `RANKING_METRICS` are computed, the others have estimate None and that reason, and
+    there is no reliability data.
 
     Returns a JSON-ready dict: `n`, the settings, `metrics` {name: {estimate, low, high,
     n_undefined}} (a metric undefined on these data, such as AUROC when every answer is correct,
@@ -63,6 +75,9 @@ def answer_summary(
         raise InputError(f"answer_summary: expected 1-D inputs, got shape {c.shape}")
     metrics: dict[str, dict[str, Any]] = {}
     for name, fn in answer_metrics(n_bins).items():
+        if ranking_only is not None and name not in RANKING_METRICS:
+            metrics[name] = {"estimate": None, "low": None, "high": None, "reason": ranking_only}
+            continue
         try:
             ci = bootstrap_ci(fn, c, y, n_resamples=n_resamples, level=level, seed=seed)
         except InputError as exc:
@@ -75,6 +90,8 @@ def answer_summary(
             "n_undefined": ci.n_undefined,
         }
     bins = reliability(c, y, n_bins=n_bins, binning="width", level=level).to_frame()
+    if ranking_only is not None:
+        bins = bins.iloc[:0]
     return {
         "n": int(c.shape[0]),
         "n_bins": n_bins,

@@ -402,7 +402,8 @@ def compare_runs(
     for model, task in shared:
         base, fresh = _items(graded[0][(model, task)]), _items(graded[1][(model, task)])
         paired = set(base.index) == set(fresh.index)
-        for signal in BY_NAME:
+        # probabilities of the graded answer only (not scores, nor confidences in another answer)
+        for signal in (s for s, v in BY_NAME.items() if v.probability and v.outcome == "correct"):
             if signal in base.columns and signal in fresh.columns:
                 rows += _compare_signal((model, task, signal), base, fresh, paired, settings)
     manifests = [r.manifest if (r.root / "manifest.json").is_file() else {} for r in results]

@@ -32,6 +32,10 @@ from calibbench.errors import InputError
 from calibbench.metrics.bootstrap import bootstrap_ci
 from calibbench.monitor.change import change_metrics
 
+#: The signals compared over time: probabilities that the graded answer is correct (not a score
+#: such as an entropy, which has no calibration of its own, nor a confidence in another answer).
+_OF_ANSWER = [s for s, v in BY_NAME.items() if v.probability and v.outcome == "correct"]
+
 #: The files of a run's results/ an entry keeps (glob patterns).
 RECORDED = ("manifest.json", "tasks/*/task.json", "graded/*/*.parquet")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(T\d{6})?$")
@@ -117,7 +121,7 @@ def history_metrics(
     for date, root in entries:
         for path in sorted(root.glob("graded/*/*.parquet")):
             graded = pd.read_parquet(path)
-            for signal in (s for s in BY_NAME if s in graded.columns):
+            for signal in (s for s in _OF_ANSWER if s in graded.columns):
                 c = graded[signal].to_numpy(np.float64)
                 keep = np.isfinite(c)
                 answers = c[keep], graded["correct"].to_numpy(bool)[keep]

@@ -661,6 +661,10 @@ def blocks(
             "## Calibration-tuning", _csv_table(tables, "calibration_tuning"),
             "## Confidence signals by task kind", _signals_note(results),
             _csv_table(tables, "signals")]  # fmt: skip
+    if (tables / "verbalized.csv").exists():
+        out += ["Verbalized confidence: how each model's one-stage replies parsed (a reply "
+                "without a readable probability has no verbalized confidence and is counted "
+                "here, not dropped):", _csv_table(tables, "verbalized")]  # fmt: skip
     rest = _figures(figures, ("",))
     if rest and set(rest.paths) - used:
         out += ["## Other figures", Figures(tuple(p for p in rest.paths if p not in used))]

@@ -22,6 +22,9 @@
   fitted on the calibration half (the same fitted map for every signal, so the calibration each
   can reach is comparable) and the raw signal's ranking metrics AUROC and PRR (prediction-
   rejection ratio: 0 random, 1 oracle), each with its interval.
+- `verbalized`: per model and task with verbalized confidence, how its replies parsed: items,
+  replies per parse status (ok, empty, no_answer, no_probability, out_of_range; none is dropped
+  silently) and the share of correct verbalized guesses (all items, graded like the answers).
 
 CSV files hold plain numbers (estimate, low, high columns); Markdown and LaTeX show
 "estimate [low, high]" with three decimals.
@@ -217,6 +220,25 @@ def signal_comparison(results: Results) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
+def verbalized_replies(results: Results) -> pd.DataFrame:
+    """Per model and task whose graded items have a verbalized status (see the module
+    docstring); empty when none has."""
+    from calibbench.confidence.verbalized import STATUSES
+
+    rows = []
+    for path in sorted(results.root.glob("graded/*/*.parquet")):
+        graded = pd.read_parquet(path)
+        if "verbalized_status" not in graded.columns:
+            continue
+        counts = graded["verbalized_status"].value_counts()
+        rows.append({
+            "model": path.parent.name, "task": path.stem, "items": len(graded),
+            **{status: int(counts.get(status, 0)) for status in STATUSES},
+            "guess_accuracy": float(graded["verbalized_correct"].mean()) if len(graded) else np.nan,
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def _format(frame: pd.DataFrame) -> pd.DataFrame:
     """Numbers to three decimals, estimate/low/high columns folded into 'est [low, high]'."""
     out = pd.DataFrame(index=frame.index)
@@ -265,6 +287,9 @@ def write_tables(results: Results, out: Path) -> list[Path]:
     signals = signal_comparison(results)
     if not signals.empty:
         paths += _write(signals, out, "signals")
+    replies = verbalized_replies(results)
+    if not replies.empty:
+        paths += _write(replies, out, "verbalized")
     for task in sorted(set(results.comparisons.get("task", []))):
         paths += _write(methods_for_task(results, task), out, f"methods_{task}")
     return paths

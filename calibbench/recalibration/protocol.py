@@ -14,6 +14,12 @@ For one task's graded items (one row per item), one confidence signal and the it
 A method that cannot be fitted on these data (too few items, a signal it does not apply to, a
 fit that fails numerically) is recorded with the reason ("not fitted") instead of failing the
 comparison or the workflow.
+
+A score signal (`calibbench.confidence.signals`: an entropy, a count of clusters) is not a
+probability: every method reads its monotone feature in (0, 1] instead of the column, the fitted
+methods map that to calibrated probabilities, and `raw` reports only the ranking metrics of the
+score (AUROC, AURC, PRR), never the calibration of the feature itself. The best method of a
+score signal is then undetermined ("no raw confidence to compare with").
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from calibbench.confidence.signals import BY_NAME
 from calibbench.errors import InputError
 from calibbench.metrics.summary import answer_summary
 from calibbench.recalibration.base import all_methods, get_method
@@ -53,7 +60,7 @@ def evaluate_method(
     graded: pd.DataFrame,
     split: pd.DataFrame,
     confidence: str = "confidence",
-    correct: str = "correct",
+    correct: str | None = None,
     n_bins: int = 15,
     n_resamples: int = 1000,
     level: float = 0.95,
@@ -64,10 +71,15 @@ def evaluate_method(
     Returns a JSON-ready entry (counts, settings, and the test `summary` with the `fitted`
     state, or the `error` that kept it from being fitted or scored) and the test predictions
     (item_id, confidence after the method, correct), or None when there are none. Items whose
-    confidence is missing (e.g. an empty answer's pavg) are left out and counted. Raises only
-    for bad input (an unknown method, a signal the graded table does not have).
+    confidence is missing (e.g. an empty answer's pavg) are left out and counted. `correct`
+    is the outcome column, by default the registry's for the signal (`correct` for most; a
+    verbalized confidence predicts its own guess's correctness). Raises only for bad input (an
+    unknown method, a signal the graded table does not have).
     """
     cls = get_method(method)
+    signal = BY_NAME.get(confidence)
+    if correct is None:
+        correct = signal.outcome if signal is not None else "correct"
     cal, test = _sides(graded, split, [confidence, correct])
     entry: dict[str, Any] = {
         "method": method,
@@ -79,6 +91,18 @@ def evaluate_method(
     }
     if len(test) == 0:
         return entry | {"error": "the test split holds no items with this confidence"}, None
+    ranking_only = None
+    if signal is not None and not signal.probability:
+        entry["feature"] = signal.feature_text
+        cal, test = (
+            side.assign(**{confidence: signal.feature(side[confidence].to_numpy())})
+            for side in (cal, test)
+        )
+        if method == "raw":
+            ranking_only = (
+                f"{confidence} is a score, not a probability: only its ranking metrics are "
+                "reported unfitted"
+            )
     y_test = test[correct].to_numpy(bool)
     try:
         x_cal, y_cal = cls.inputs(cal, confidence, correct)
@@ -90,8 +114,9 @@ def evaluate_method(
     if fitted.learned:
         entry["fitted"] = fitted.to_json()
     entry["summary"] = answer_summary(
-        calibrated, y_test, n_bins=n_bins, n_resamples=n_resamples, level=level, seed=seed
-    )
+        calibrated, y_test, n_bins=n_bins, n_resamples=n_resamples, level=level, seed=seed,
+        ranking_only=ranking_only,
+    )  # fmt: skip
     predictions = pd.DataFrame(
         {"item_id": test["item_id"].to_numpy(), "confidence": calibrated, "correct": y_test}
     )
@@ -102,7 +127,7 @@ def compare_methods(
     graded: pd.DataFrame,
     split: pd.DataFrame,
     confidence: str = "confidence",
-    correct: str = "correct",
+    correct: str | None = None,
     methods: Sequence[str] | None = None,
     **settings: Any,
 ) -> dict[str, Any]:

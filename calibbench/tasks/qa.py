@@ -16,7 +16,21 @@ rc.wikipedia.nocontext validation split (7,993 questions, the packaged copy) whe
 never correct (lm-eval would match it to the few aliases that normalise to an empty string).
 
 Grading gives per item: answer, correct (exact match over the gold aliases), f1 (SQuAD token F1),
-and the confidence signals below. Token-level signals are computed over every token the greedy
+and the confidence signals below. Meaning-level signals come from the sampled answers clustered
+by meaning (`calibbench.confidence.semantic`; two answers mean the same when they are equal after
+the task's exact-match normalisation, the offline equivalence): the largest cluster's share,
+semantic entropy (discrete, and weighted by the samples' sequence probabilities, the sum of each
+completion's token log-probs through its stop token) and the number of clusters.
+
+With `verbalized` (off by default; on in the default configuration), each item also gets Tian et
+al.'s one-stage verbalized-confidence request (`calibbench.confidence.verbalized`: the model
+replies "Guess: ..." and "Probability: ..."), zero-shot, greedy, at most `VERBAL_MAX_TOKENS`
+tokens, stopping at a blank line. Its guess is graded like the greedy answer
+(`verbalized_correct`), and its stated probability (`verbalized`) is a confidence in that guess,
+so the recalibration protocol pairs the two (`calibbench.confidence.signals`). Every reply keeps
+its parse status (`verbalized_status`: ok, empty, no_answer, no_probability, out_of_range); the
+confidence is missing (NaN) unless the status is ok, and the statuses are counted in the paper
+rather than dropped. Token-level signals are computed over every token the greedy
 completion generated, through the one that ended it (the stop sequence's or the end-of-sequence
 token, see `calibbench.models.base.Completion`), so an empty answer has them too: the model's
 confidence in stopping there. They are missing (NaN) only for a completion stored without any
@@ -38,7 +52,14 @@ from typing import Any, ClassVar
 import pandas as pd
 import pyarrow as pa
 
+from calibbench.confidence.semantic import (
+    cluster_answers,
+    largest_cluster_share,
+    n_semantic_sets,
+    semantic_entropy,
+)
 from calibbench.confidence.sequence import p_true, sampling_agreement, token_signals
+from calibbench.confidence.verbalized import one_stage_prompt, parse_one_stage
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
 from calibbench.tasks.qa_grading import (
@@ -47,6 +68,7 @@ from calibbench.tasks.qa_grading import (
     ExactMatchRules,
     exact_match,
     filter_answer,
+    normalise_answer,
     token_f1,
 )
 from calibbench.tasks.sources import (
@@ -60,6 +82,9 @@ from calibbench.tasks.sources import (
 
 STOP = ("\n", ".", ",")
 MAX_TOKENS = 32
+#: Longest one-stage verbalized reply (two short lines), and where it stops.
+VERBAL_MAX_TOKENS = 24
+VERBAL_STOP = ("\n\n",)
 TOP_LOGPROBS = 5
 SPLIT = "validation"
 P_TRUE_CONTINUATIONS = (" (A", " (B")
@@ -83,6 +108,15 @@ class _OpenQATask(Task):
         "sampling_agreement": "fraction of sampled answers equal to the greedy one after the "
         "task's exact-match normalisation (NaN when n_samples is 0)",
         "p_true": "P(True) of the greedy answer from the follow-up requests (NaN without them)",
+        "largest_cluster_share": "share of the sampled answers in the largest meaning cluster "
+        "(NaN when n_samples is 0)",
+        "semantic_entropy": "entropy (nats) of the sampled answers over meaning clusters, each "
+        "sample counted once (NaN when n_samples is 0)",
+        "semantic_entropy_weighted": "the same, each sample weighted by its sequence probability "
+        "(NaN when n_samples is 0 or a sample was stored without log-probs)",
+        "n_semantic_sets": "number of meaning clusters among the samples (NaN when n_samples is 0)",
+        "verbalized": "one-stage verbalized probability that verbalized_answer is correct (NaN "
+        "unless verbalized_status is ok, or without the verbalized option)",
     }
     #: Key of the data set in `calibbench.tasks.sources.PACKAGED`.
     dataset_name: ClassVar[str]
@@ -99,8 +133,10 @@ class _OpenQATask(Task):
         temperature: float = 1.0,
         seed: int = 0,
         num_fewshot: int = 0,
+        verbalized: bool = False,
     ):
-        """source: "packaged" (offline copy) or "hub"; n_samples sampled answers per item at
+        """source: "packaged" (offline copy) or "hub"; verbalized: add the one-stage verbalized
+        confidence request per item; n_samples sampled answers per item at
         `temperature` (0 for none); seed: base seed of the samples (each item draws its own) and
         of the choice of few-shot examples; num_fewshot: solved examples before each question,
         as lm-eval formats them (the same `num_fewshot` items of the split for every question,
@@ -110,6 +146,9 @@ class _OpenQATask(Task):
                 f"{self.name}: num_fewshot must be an integer >= 0, got {num_fewshot!r}"
             )
         self.num_fewshot = num_fewshot
+        if not isinstance(verbalized, bool):
+            raise InputError(f"{self.name}: verbalized must be true or false, got {verbalized!r}")
+        self.verbalized = verbalized
         if source not in ("packaged", "hub"):
             raise InputError(f"{self.name}: source must be 'packaged' or 'hub', got {source!r}")
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
@@ -173,8 +212,9 @@ class _OpenQATask(Task):
         return self._items(self._data[0])
 
     def requests(self, items: pd.DataFrame) -> pd.DataFrame:
-        """Per item a greedy request (id item_id/greedy, top-5 log-probs) and, when n_samples > 0,
-        one sampled request for n_samples answers (item_id/samples, seeds from `item_seed`)."""
+        """Per item a greedy request (id item_id/greedy, top-5 log-probs), when n_samples > 0 one
+        sampled request for n_samples answers (item_id/samples, seeds from `item_seed`), and with
+        `verbalized` the one-stage verbalized request (item_id/verbal1, zero-shot, greedy)."""
         rows = []
         candidates = self._shots()
         for item_id, question in zip(items["item_id"], items["question"], strict=True):
@@ -187,6 +227,11 @@ class _OpenQATask(Task):
                     _generate(
                         f"{item_id}/samples", prompt, self.temperature, self.n_samples, seed, 0
                     )
+                )
+            if self.verbalized:
+                rows.append(
+                    _generate(f"{item_id}/verbal1", one_stage_prompt(question), 0.0, 1, 0, 0)
+                    | {"max_tokens": VERBAL_MAX_TOKENS, "stop": list(VERBAL_STOP)}
                 )
         return pd.DataFrame(rows)
 
@@ -212,7 +257,9 @@ class _OpenQATask(Task):
         self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
     ) -> pd.DataFrame:
         """One row per item: item_id, answer, correct, f1, confidence (pavg: mean probability of
-        the greedy answer's tokens), geometric_mean, min_token_prob, sampling_agreement, p_true.
+        the greedy answer's tokens), geometric_mean, min_token_prob, sampling_agreement, p_true,
+        the meaning-level signals and, with `verbalized`, verbalized, verbalized_status,
+        verbalized_answer and verbalized_correct.
 
         Raises InputError when a record this task's requests produce is missing.
         """
@@ -237,9 +284,45 @@ class _OpenQATask(Task):
                     **token_signals(logprobs),
                     "sampling_agreement": self._agreement(by_id, item_id, answer),
                     "p_true": truth,
+                    **self._semantic(by_id, item_id),
+                    **self._verbalized(by_id, item_id, list(answers)),
                 }
             )
         return pd.DataFrame(rows)
+
+    def _verbalized(
+        self, by_id: dict[str, dict[str, Any]], item_id: str, gold: list[str]
+    ) -> dict[str, Any]:
+        """The one-stage verbalized reply, parsed and its guess graded (NaN without it)."""
+        if not self.verbalized:
+            return {"verbalized": math.nan}
+        reply = parse_one_stage(_record(by_id, f"{item_id}/verbal1", "records")["texts"][0])
+        guess = filter_answer(reply.answer or "")
+        return {
+            "verbalized": math.nan if reply.confidence is None else reply.confidence,
+            "verbalized_status": reply.status,
+            "verbalized_answer": guess,
+            "verbalized_correct": guess != "" and exact_match(guess, gold, self.rules),
+        }
+
+    def _semantic(self, by_id: dict[str, dict[str, Any]], item_id: str) -> dict[str, float]:
+        """The meaning-level signals of an item's samples (NaN each without samples)."""
+        names = ("largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
+                 "n_semantic_sets")  # fmt: skip
+        if not self.n_samples:
+            return dict.fromkeys(names, math.nan)
+        record = _record(by_id, f"{item_id}/samples", "records")
+        keys = [normalise_answer(filter_answer(t), self.rules) for t in record["texts"]]
+        labels = cluster_answers(keys)
+        logprobs = [math.fsum(lp) if len(lp) else math.nan for lp in record["token_logprobs"]]
+        weighted = (
+            semantic_entropy(labels, logprobs)
+            if all(math.isfinite(lp) for lp in logprobs)
+            else math.nan
+        )
+        values = (largest_cluster_share(labels), semantic_entropy(labels), weighted,
+                  float(n_semantic_sets(labels)))  # fmt: skip
+        return dict(zip(names, values, strict=True))
 
     def _agreement(self, by_id: dict[str, dict[str, Any]], item_id: str, answer: str) -> float:
         if not self.n_samples:

@@ -77,6 +77,12 @@ def _normalise(texts: list[str], rules: ExactMatchRules) -> list[str]:
     return out
 
 
+def normalise_answer(answer: str, rules: ExactMatchRules) -> str:
+    """`answer` as `exact_match` compares it: exact_match(a, [b]) is normalise_answer(a) ==
+    normalise_answer(b), so the normalised text is the key of a's equivalence class."""
+    return _normalise([answer], rules)[0]
+
+
 def exact_match(answer: str, references: Sequence[str], rules: ExactMatchRules) -> bool:
     """lm-eval's exact match of a filtered `answer` against any of `references`."""
     if not references:

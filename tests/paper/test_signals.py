@@ -244,3 +244,32 @@ def test_the_paper_shows_the_table_and_the_figure_beside_the_claim(tree: Results
     assert "semantic_entropy as exp(-entropy), n_semantic_sets as 1 / count" in signals
     assert "| ECE after Platt " in signals and "| PRR " in signals
     assert "| open-ended QA " in signals
+
+
+def test_verbalized_replies_are_counted_by_status(tmp_path: Path):
+    """Every verbalized reply is counted under its parse status, none dropped; tasks without the
+    signal have no row, and without any the table is not written."""
+    from calibbench.confidence.verbalized import STATUSES
+    from calibbench.paper.tables import verbalized_replies
+
+    root = tmp_path / "results"
+    statuses = ["ok", "ok", "no_probability", "empty", "ok", "out_of_range", "no_answer"]
+    graded = pd.DataFrame(
+        {
+            "item_id": [f"q{i}" for i in range(7)],
+            "correct": [True] * 7,
+            "verbalized_status": statuses,
+            "verbalized_correct": [True, False, False, False, True, True, False],
+        }
+    )
+    (root / "graded" / SMALL).mkdir(parents=True)
+    graded.to_parquet(root / "graded" / SMALL / "triviaqa.parquet")
+    graded[["item_id", "correct"]].to_parquet(root / "graded" / SMALL / "mmlu.parquet")
+    table = verbalized_replies(Results(root))
+    assert table[["model", "task", "items"]].values.tolist() == [[SMALL, "triviaqa", 7]]
+    row = table.iloc[0]
+    assert {s: row[s] for s in STATUSES} == {s: statuses.count(s) for s in STATUSES}
+    assert sum(row[s] for s in STATUSES) == row["items"]
+    assert row["guess_accuracy"] == pytest.approx(3 / 7)
+    (tmp_path / "none").mkdir()
+    assert verbalized_replies(Results(tmp_path / "none")).empty

@@ -157,3 +157,63 @@ def test_methods_come_from_their_registry_in_table_order():
     assert METHODS == ("raw", "temperature", "platt", "isotonic", "histogram", "beta")
     for cls in all_methods().values():
         assert cls.__module__ == f"calibbench.recalibration.methods.{cls.__module__.split('.')[-1]}"
+
+
+def test_a_score_signal_is_ranked_raw_and_mapped_only_by_fitted_methods():
+    """Semantic entropy (nats, higher = less confident): raw reports its ranking metrics (those of
+    -entropy, by brute force), no calibration error of a hand-set map; the fitted methods map
+    its feature exp(-entropy) to probabilities, with an ECE."""
+    from calibbench.metrics.rejection import prr
+
+    rng = np.random.default_rng(5)
+    n = 600
+    entropy = rng.exponential(0.8, n)
+    correct = rng.random(n) < expit(2.0 - 2.5 * entropy)
+    graded = pd.DataFrame({"item_id": [f"q{i}" for i in range(n)], "correct": correct,
+                           "semantic_entropy": entropy})  # fmt: skip
+    graded.loc[3, "semantic_entropy"] = np.nan  # an item without samples
+    split = assign_splits(graded.item_id, fraction=0.5, seed=0)
+    out = compare_methods(graded, split, confidence="semantic_entropy", n_resamples=100,
+                          methods=["raw", "platt", "isotonic"])  # fmt: skip
+    test = graded.merge(split, on="item_id")
+    test = test[(test["split"] == "test") & test["semantic_entropy"].notna()]
+    raw = out["methods"]["raw"]
+    assert raw["feature"] == "exp(-entropy)"
+    metrics = raw["summary"]["metrics"]
+    h, y = test["semantic_entropy"].to_numpy(), test["correct"].to_numpy(bool)
+    pairs = h[y][:, None] - h[~y][None, :]  # a right answer's entropy minus a wrong one's
+    assert metrics["auroc"]["estimate"] == pytest.approx(np.mean((pairs < 0) + 0.5 * (pairs == 0)))
+    assert metrics["prr"]["estimate"] == pytest.approx(
+        prr(-test["semantic_entropy"], test["correct"])
+    )
+    for name in ("ece", "brier", "nll", "accuracy"):
+        assert metrics[name]["estimate"] is None and "not a probability" in metrics[name]["reason"]
+    assert raw["summary"]["reliability"] == []
+    for name in ("platt", "isotonic"):
+        ece = out["methods"][name]["summary"]["metrics"]["ece"]
+        assert ece["estimate"] is not None and 0 <= ece["low"] <= ece["estimate"] <= ece["high"]
+    assert out["n_missing_confidence"] == 1
+    assert out["best"] == {"method": None, "reason": "no raw confidence to compare with"}
+
+
+def test_a_signal_with_its_own_answer_is_scored_against_that_answer():
+    """The verbalized confidence states how likely the model's own guess is right: by default
+    the protocol pairs it with verbalized_correct, not with the greedy answer's correct."""
+    rng = np.random.default_rng(6)
+    n = 400
+    stated = rng.uniform(0.05, 0.95, n)
+    own = rng.random(n) < stated
+    graded = pd.DataFrame({"item_id": [f"q{i}" for i in range(n)], "verbalized": stated,
+                           "verbalized_correct": own, "correct": ~own})  # fmt: skip
+    split = assign_splits(graded.item_id, fraction=0.5, seed=0)
+    out = compare_methods(graded, split, confidence="verbalized", n_resamples=50,
+                          methods=["raw"])  # fmt: skip
+    test = graded.merge(split, on="item_id")
+    test = test[test["split"] == "test"]
+    accuracy = out["methods"]["raw"]["summary"]["metrics"]["accuracy"]["estimate"]
+    assert accuracy == pytest.approx(test["verbalized_correct"].mean())
+    explicit = compare_methods(graded, split, confidence="verbalized", correct="correct",
+                               n_resamples=50, methods=["raw"])  # fmt: skip
+    assert explicit["methods"]["raw"]["summary"]["metrics"]["accuracy"][
+        "estimate"
+    ] == pytest.approx(test["correct"].mean())

@@ -228,6 +228,58 @@ def test_grade_synthetic_records(trivia):
     assert set(trivia.confidence_columns) <= set(graded.columns)
 
 
+def _entropy(weights) -> float:
+    p = np.asarray(weights, dtype=float) / np.sum(weights)
+    return float(-np.sum(p * np.log(p)))
+
+
+def test_grade_semantic_signals_against_hand_clustering(trivia, nq):
+    """Samples clustered by meaning, written out by hand: TriviaQA's normalisation puts " Paris",
+    "paris!" and " PARIS" together; NQ-open's also drops a leading article."""
+    items, records, _, _, _ = synthetic()
+    records = records.copy()
+    records.at[1, "token_logprobs"] = [[-0.3, -0.2], [-1.0], [-2.0, -0.5], [-0.7], [-0.1]]
+    graded = trivia.grade(items, records)
+    # q1: {Paris x3}, {London}, {""}; q2: {Shakespeare}, {Marlowe x2}, {""}, {x}; q3: {"" x4}, {red}
+    sizes = [[3, 1, 1], [1, 2, 1, 1], [4, 1]]
+    for row, size in enumerate(sizes):
+        assert graded["n_semantic_sets"].iloc[row] == len(size)
+        assert graded["largest_cluster_share"].iloc[row] == max(size) / 5
+        assert graded["semantic_entropy"].iloc[row] == pytest.approx(_entropy(size), abs=1e-12)
+    # weighted by exp(sum of each sample's token log-probs), q1's clusters {0, 1, 4}, {2}, {3}
+    p = np.exp([-0.5, -1.0, -2.5, -0.7, -0.1])
+    want = _entropy([p[0] + p[1] + p[4], p[2], p[3]])
+    assert graded["semantic_entropy_weighted"].iloc[0] == pytest.approx(want, abs=1e-12)
+    assert graded["semantic_entropy_weighted"].iloc[1] == pytest.approx(_entropy(sizes[1]))
+    # a sample stored without log-probs (an API that drops them) leaves only the weighted one out
+    records.at[1, "token_logprobs"] = [[-0.3], [], [-2.0], [-0.7], [-0.1]]
+    again = trivia.grade(items, records)
+    assert math.isnan(again["semantic_entropy_weighted"].iloc[0])
+    assert again["semantic_entropy"].iloc[0] == graded["semantic_entropy"].iloc[0]
+    # no samples: every meaning-level signal is missing, never a made-up value
+    greedy = records[records["request_id"].str.endswith("/greedy")]
+    none = NQOpenTask(n_samples=0).grade(items, greedy)
+    for column in ("largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
+                   "n_semantic_sets"):  # fmt: skip
+        assert none[column].isna().all()
+
+
+def test_semantic_clusters_follow_each_task_s_exact_match():
+    from calibbench.tasks.qa_grading import (
+        NQ_OPEN_EXACT_MATCH,
+        TRIVIAQA_EXACT_MATCH,
+        exact_match,
+        normalise_answer,
+    )
+
+    answers = ["The Beatles", "beatles", "Beatles!", "the  beatles", "A Beatles", "", " ", "x"]
+    for rules in (TRIVIAQA_EXACT_MATCH, NQ_OPEN_EXACT_MATCH):
+        for a in answers:
+            for b in answers:
+                same = normalise_answer(a, rules) == normalise_answer(b, rules)
+                assert same == exact_match(a, [b], rules), (a, b, rules)
+
+
 def test_grade_without_followup_or_samples(trivia, nq):
     items, records, _, _, _ = synthetic()
     graded = trivia.grade(items, records)
@@ -315,3 +367,39 @@ def test_end_to_end_smollm2(tmp_path):
     assert graded["f1"].between(0, 1).all()
     assert np.isin(graded["sampling_agreement"] * 5, np.arange(6)).all()
     assert graded["p_true"].between(0, 1, inclusive="neither").all()
+
+
+def test_verbalized_requests_and_grading(trivia):
+    from calibbench.confidence.signals import signals
+    from calibbench.confidence.verbalized import one_stage_prompt
+
+    task = TriviaQATask(n_samples=0, verbalized=True)
+    items, records, _, _, _ = synthetic()
+    requests = task.requests(items)
+    verbal = requests[requests["request_id"].str.endswith("/verbal1")]
+    assert verbal["request_id"].tolist() == ["q1/verbal1", "q2/verbal1", "q3/verbal1"]
+    assert verbal["prompt"].tolist() == [one_stage_prompt(q) for q in items["question"]]
+    assert (verbal["temperature"] == 0.0).all() and (verbal["max_tokens"] == 24).all()
+    assert all(list(stop) == ["\n\n"] for stop in verbal["stop"])
+    replies = pd.DataFrame({
+        "request_id": ["q1/verbal1", "q2/verbal1", "q3/verbal1"],
+        "texts": [[" Guess: paris\nProbability: 0.9"], [" Guess: Marlowe\nProbability: 85"],
+                  [" I think it is red."]],
+        "token_logprobs": [[[-0.1]]] * 3,
+    })  # fmt: skip
+    greedy = records[records["request_id"].str.endswith("/greedy")]
+    graded = task.grade(items, pd.concat([greedy, replies], ignore_index=True))
+    assert graded["verbalized_status"].tolist() == ["ok", "out_of_range", "no_answer"]
+    assert graded["verbalized"].iloc[0] == 0.9
+    assert graded[["verbalized"]].iloc[1:].isna().all().all()  # never a made-up number
+    assert graded["verbalized_answer"].tolist() == ["paris", "Marlowe", ""]
+    assert graded["verbalized_correct"].tolist() == [True, False, False]
+    # the graded answers are unchanged: the verbalized guess has its own outcome column
+    assert graded["answer"].tolist() == ["Paris", "Christopher Marlowe", ""]
+    with pytest.raises(InputError, match="'q1/verbal1'"):
+        task.grade(items, greedy)
+    # the signal exists only for tasks that switch it on
+    assert "verbalized" in signals("qa", task=task)
+    assert "verbalized" not in signals("qa", task=trivia)
+    with pytest.raises(InputError, match="verbalized"):
+        TriviaQATask(verbalized="yes")

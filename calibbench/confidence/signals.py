@@ -86,6 +86,9 @@ SIGNALS: tuple[Signal, ...] = (
            option="verbalized"),
 )  # fmt: skip
 BY_NAME = {s.name: s for s in SIGNALS}
+#: The signals that are probabilities of the graded answer being correct (not scores such as an
+#: entropy, nor confidences in an answer of their own): what a calibration over time compares.
+OF_GRADED_ANSWER = tuple(s.name for s in SIGNALS if s.probability and s.outcome == "correct")
 
 
 def signals(kind: str, scores_prompts: bool = True, task: object = None) -> list[str]:

@@ -8,6 +8,7 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from numpy.typing import ArrayLike
 
 from calibbench.errors import InputError
@@ -89,9 +90,11 @@ def answer_summary(
             "high": _finite_or_none(ci.high),
             "n_undefined": ci.n_undefined,
         }
-    bins = reliability(c, y, n_bins=n_bins, binning="width", level=level).to_frame()
-    if ranking_only is not None:
-        bins = bins.iloc[:0]
+    bins = (
+        reliability(c, y, n_bins=n_bins, binning="width", level=level).to_frame()
+        if ranking_only is None
+        else pd.DataFrame()
+    )
     return {
         "n": int(c.shape[0]),
         "n_bins": n_bins,

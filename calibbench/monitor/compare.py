@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import write_json
-from calibbench.confidence.signals import BY_NAME
+from calibbench.confidence.signals import OF_GRADED_ANSWER
 from calibbench.errors import InputError
 from calibbench.monitor.change import WORSE, change_metrics, metric_change
 from calibbench.monitor.output import json_records, write_csv, write_text
@@ -402,8 +402,7 @@ def compare_runs(
     for model, task in shared:
         base, fresh = _items(graded[0][(model, task)]), _items(graded[1][(model, task)])
         paired = set(base.index) == set(fresh.index)
-        # probabilities of the graded answer only (not scores, nor confidences in another answer)
-        for signal in (s for s, v in BY_NAME.items() if v.probability and v.outcome == "correct"):
+        for signal in OF_GRADED_ANSWER:
             if signal in base.columns and signal in fresh.columns:
                 rows += _compare_signal((model, task, signal), base, fresh, paired, settings)
     manifests = [r.manifest if (r.root / "manifest.json").is_file() else {} for r in results]

@@ -27,14 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from calibbench.confidence.signals import BY_NAME
+from calibbench.confidence.signals import OF_GRADED_ANSWER
 from calibbench.errors import InputError
 from calibbench.metrics.bootstrap import bootstrap_ci
 from calibbench.monitor.change import change_metrics
-
-#: The signals compared over time: probabilities that the graded answer is correct (not a score
-#: such as an entropy, which has no calibration of its own, nor a confidence in another answer).
-_OF_ANSWER = [s for s, v in BY_NAME.items() if v.probability and v.outcome == "correct"]
 
 #: The files of a run's results/ an entry keeps (glob patterns).
 RECORDED = ("manifest.json", "tasks/*/task.json", "graded/*/*.parquet")
@@ -121,7 +117,7 @@ def history_metrics(
     for date, root in entries:
         for path in sorted(root.glob("graded/*/*.parquet")):
             graded = pd.read_parquet(path)
-            for signal in (s for s in _OF_ANSWER if s in graded.columns):
+            for signal in (s for s in OF_GRADED_ANSWER if s in graded.columns):
                 c = graded[signal].to_numpy(np.float64)
                 keep = np.isfinite(c)
                 answers = c[keep], graded["correct"].to_numpy(bool)[keep]

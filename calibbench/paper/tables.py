@@ -278,18 +278,12 @@ def write_tables(results: Results, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = _write(headline(results), out, "headline")
     paths += _write(methods_summary(results), out, "methods_summary")
-    temps = temperature(results)
-    if not temps.empty:
-        paths += _write(temps, out, "temperature")
-    tuned = tuning(results)
-    if not tuned.empty:
-        paths += _write(tuned, out, "calibration_tuning")
-    signals = signal_comparison(results)
-    if not signals.empty:
-        paths += _write(signals, out, "signals")
-    replies = verbalized_replies(results)
-    if not replies.empty:
-        paths += _write(replies, out, "verbalized")
+    optional = {"temperature": temperature, "calibration_tuning": tuning,
+                "signals": signal_comparison, "verbalized": verbalized_replies}  # fmt: skip
+    for name, build in optional.items():  # written only where the results have data for them
+        frame = build(results)
+        if not frame.empty:
+            paths += _write(frame, out, name)
     for task in sorted(set(results.comparisons.get("task", []))):
         paths += _write(methods_for_task(results, task), out, f"methods_{task}")
     return paths

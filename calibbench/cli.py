@@ -220,7 +220,11 @@ def _cmd_provenance(args: argparse.Namespace) -> None:
         config = json.loads(args.config_json)
     except json.JSONDecodeError as exc:
         raise InputError(f"--config-json: not valid JSON ({exc})") from None
-    write_json(run_manifest(config, args.results, args.repo), args.out)
+    try:
+        plan = json.loads(args.plan_json) if args.plan_json else None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--plan-json: not valid JSON ({exc})") from None
+    write_json(run_manifest(config, args.results, args.repo, plan), args.out)
 
 
 def _check_reference(args: argparse.Namespace) -> None:
@@ -467,6 +471,11 @@ def _args_tune(p: argparse.ArgumentParser) -> None:
 
 def _args_provenance(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config-json", required=True, help="the workflow configuration as JSON")
+    p.add_argument(
+        "--plan-json",
+        help="what the configuration computes, as JSON (see calibbench.provenance.check_plan); "
+        "the paper then reads only those results",
+    )
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--repo", type=Path, default=Path.cwd(), help="the code's git checkout")
     p.add_argument("--out", type=Path, required=True)

@@ -13,7 +13,10 @@ Layout (every path under the results root):
     tuning/{model}/{task}.json, tuning/{model}/{task}/adapter/   calibration-tuning
     manifest.json                                 provenance of the whole run
 
-The loaders only read; every table and figure is built from their frames.
+The loaders only read; every table and figure is built from their frames. When manifest.json
+records the run's plan (`calibbench.provenance.check_plan`), they read only the planned tasks,
+models, comparisons, calibration-tuning runs and sweeps: a results tree keeps the files of
+earlier configurations (other signals, models or tasks), and those never enter the paper.
 """
 
 from __future__ import annotations
@@ -53,10 +56,28 @@ class Results:
             raise InputError(f"{self.root}: no results directory; run the workflow first")
 
     @cached_property
+    def _plan(self) -> dict[str, set[tuple[str, ...]]] | None:
+        """The manifest's plan as sets of name tuples per part (None: no plan, read every file)."""
+        if not (self.root / "manifest.json").is_file() or "plan" not in self.manifest:
+            return None
+        plan = self.manifest["plan"]
+        return {part: {tuple(entry) for entry in entries} for part, entries in plan.items()}
+
+    def _planned(self, part: str, *key: str) -> bool:
+        """Whether `key` (a model, task[, signal] tuple; a task alone for "tasks") is planned."""
+        if self._plan is None:
+            return True
+        if part == "tasks":
+            return key[0] in {task for _, task in self._plan["pairs"]}
+        return key in self._plan[part]
+
+    @cached_property
     def tasks(self) -> pd.DataFrame:
         """One row per task: task, name, kind, n_items, dataset, split, licence, data_sha256."""
         rows = []
         for path in sorted(self.root.glob("tasks/*/task.json")):
+            if not self._planned("tasks", path.parent.name):
+                continue
             info = _json(path)
             ds = info["dataset"]
             rows.append({"task": path.parent.name, "name": info["task"], "kind": info["kind"],
@@ -75,6 +96,8 @@ class Results:
         runtimes: dict[str, set[str]] = {}
         for path in sorted(self.root.glob("collect/*/*/*/manifest.json")):
             model = path.parents[2].name
+            if not self._planned("pairs", model, path.parents[1].name):
+                continue
             info = _json(path)["model"]
             runtimes.setdefault(model, set()).add(info["runtime"])
             if model in rows or path.parent.name != "answers":
@@ -93,8 +116,9 @@ class Results:
         calibration-tuning runs are included as the signal "calibration_tuning" (their methods:
         raw, zero_shot, probe, tuned, ...)."""
         out = [(p.parent.parent.name, p.parent.name, p.stem, _json(p))
-               for p in sorted(self.root.glob("compare/*/*/*.json"))]  # fmt: skip
-        for path in sorted(self.root.glob("tuning/*/*.json")):
+               for p in sorted(self.root.glob("compare/*/*/*.json"))
+               if self._planned("compare", *p.with_suffix("").parts[-3:])]  # fmt: skip
+        for path in self._tuning_paths:
             data = _json(path)
             if "methods" in data:
                 out.append((path.parent.name, path.stem, TUNING_SIGNAL, data))
@@ -138,7 +162,7 @@ class Results:
         """model, task and the calibration-tuning run's training record or the reason it did
         not run (error)."""
         rows = []
-        for path in sorted(self.root.glob("tuning/*/*.json")):
+        for path in self._tuning_paths:
             data = _json(path)
             training = data.get("training", {})
             rows.append({"model": path.parent.name, "task": path.stem, "error": data.get("error"),
@@ -147,11 +171,18 @@ class Results:
                          "data_sha256": training.get("data_sha256")})  # fmt: skip
         return pd.DataFrame(rows)
 
+    @property
+    def _tuning_paths(self) -> list[Path]:
+        return [p for p in sorted(self.root.glob("tuning/*/*.json"))
+                if self._planned("tuning", p.parent.name, p.stem)]  # fmt: skip
+
     @cached_property
     def sweeps(self) -> pd.DataFrame:
         """Token-level sweep rows with model and task columns."""
         frames = []
         for path in sorted(self.root.glob("sweep/*/*.parquet")):
+            if not self._planned("sweeps", path.parent.name, path.stem):
+                continue
             frame = pd.read_parquet(path)
             frame.insert(0, "task", path.stem)
             frame.insert(0, "model", path.parent.name)
@@ -163,11 +194,18 @@ class Results:
         """model, task, temperature (token level, one-pass fit) or error."""
         rows = []
         for path in sorted(self.root.glob("sweep/*/*.temperature.json")):
+            if not self._planned("sweeps", path.parent.name, path.name.split(".")[0]):
+                continue
             data = _json(path)
             rows.append({"model": path.parent.name, "task": path.name.split(".")[0],
                          "temperature": data.get("state", {}).get("temperature"),
                          "error": data.get("error")})  # fmt: skip
         return pd.DataFrame(rows)
+
+    def graded_paths(self) -> list[Path]:
+        """graded/{model}/{task}.parquet of every planned (model, task) pair that has one."""
+        return [p for p in sorted(self.root.glob("graded/*/*.parquet"))
+                if self._planned("pairs", p.parent.name, p.stem)]  # fmt: skip
 
     def graded(self, model: str, task: str) -> pd.DataFrame:
         """One task's graded items for one model."""

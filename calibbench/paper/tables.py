@@ -226,7 +226,7 @@ def verbalized_replies(results: Results) -> pd.DataFrame:
     from calibbench.confidence.verbalized import STATUSES
 
     rows = []
-    for path in sorted(results.root.glob("graded/*/*.parquet")):
+    for path in results.graded_paths():
         graded = pd.read_parquet(path)
         if "verbalized_status" not in graded.columns:
             continue

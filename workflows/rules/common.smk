@@ -125,6 +125,21 @@ def all_tuning():
     ]
 
 
+def _names(path, n):
+    """The last n names of a results path, without the file's extension."""
+    return list(Path(path).with_suffix("").parts[-n:])
+
+
+def run_plan():
+    """What the run computes (calibbench.provenance.check_plan), recorded in its manifest."""
+    return {
+        "pairs": [[m, t] for m, t in PAIRS],
+        "compare": [_names(p, 3) for p in all_compare()],
+        "tuning": [_names(p, 2) for p in all_tuning()],
+        "sweeps": [_names(p, 2) for p in all_sweeps()],
+    }
+
+
 def all_predictions():
     return [
         f"{RESULTS}/recalibrate/{m}/{t}/{s}/{method}.parquet"

@@ -19,10 +19,14 @@ rule manifest:
         config=quoted_json(
             {k: v for k, v in config.items() if k not in ("reference", "monitor")}
         ),
+        # What this configuration computes: the paper reads only these results, never those an
+        # earlier configuration left in the results tree.
+        plan=quoted_json(run_plan()),
     log:
         f"{LOGS}/manifest.log",
     shell:
-        "calibbench provenance --config-json {params.config} --results {RESULTS}"
+        "calibbench provenance --config-json {params.config} --plan-json {params.plan}"
+        " --results {RESULTS}"
         " --repo {REPO} --out {output} > {log} 2>&1"
 
 

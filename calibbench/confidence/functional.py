@@ -10,9 +10,13 @@ prompt's examples). The pieces:
   `>>>` examples, where every argument is a Python literal (others are skipped);
 - `run_on_inputs(program, entry_point, inputs)`: one outcome token per input, from one run of
   the program in the code sandbox (`calibbench.tasks.sandbox.run_program`);
+- `clustering_inputs(test, prompt, entry_point)`: the inputs to compare programs on, the
+  test's when any are usable, else the prompt's examples', with which source they came from;
 - `functional_equivalence(prompt, entry_point, completions, inputs)`: runs each distinct
   completion once (program = prompt + completion, as HumanEval grades it) and returns
-  `same(a, b)`, true when the two completions' outcome tuples are equal.
+  `same(a, b)`, true when the two completions' outcome tuples are equal. An empty completion
+  ("") is an answer, not a program: it is not run, and its outcome is `EMPTY` on every input,
+  so empty completions form a cluster of their own.
 
 Outcome tokens: "value:<16 hex digits>" (the start of the SHA-256 of a canonical repr of the
 returned value: sets and dict items sorted, types kept, so 1 and 1.0 and True differ),
@@ -47,6 +51,9 @@ PROGRAM_LIMITS = Limits(cpu_seconds=5)
 
 #: Most inputs one program runs on: each outcome line must fit the sandbox's kept stdout.
 MAX_INPUTS = 64
+
+#: The outcome, on every input, of an empty completion (never run; see the module docstring).
+EMPTY = "empty"
 
 _DRIVER = """
 import hashlib as _cb_hashlib, json as _cb_json, sys as _cb_sys
@@ -143,6 +150,32 @@ def inputs_from_examples(prompt: str, entry_point: str) -> list[tuple[Any, ...]]
     return found
 
 
+def clustering_inputs(
+    test: str, prompt: str, entry_point: str
+) -> tuple[list[tuple[Any, ...]], str]:
+    """The inputs to compare completions of `entry_point` on, and their source: the test's
+    (`inputs_from_tests`) when at least one is usable, "tests"; else the prompt's examples'
+    (`inputs_from_examples`), "examples"; else ([], "none"). Usable: every argument's repr is
+    a Python literal again (not, e.g., `inf` from `1e999`); at most the first MAX_INPUTS are
+    kept. InputError when `test` is not valid Python."""
+    for source, found in (
+        ("tests", inputs_from_tests(test)),
+        ("examples", inputs_from_examples(prompt, entry_point)),
+    ):
+        usable = [args for args in found if _literal_repr(args)][:MAX_INPUTS]
+        if usable:
+            return usable, source
+    return [], "none"
+
+
+def _literal_repr(args: tuple[Any, ...]) -> bool:
+    try:
+        ast.literal_eval(repr(tuple(args)))
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return False
+    return True
+
+
 def _check_inputs(entry_point: str, inputs: Sequence[tuple[Any, ...]]) -> str:
     """The inputs as Python source (a list of tuples); InputError for a bad entry point, too
     many inputs, or inputs that are not literals."""
@@ -205,15 +238,18 @@ def functional_equivalence(
     workers: int = 2,
 ) -> Callable[[str, str], bool]:
     """`same(a, b)` for completions of `prompt`: true when prompt + a and prompt + b give equal
-    outcome tuples on `inputs` (see `run_on_inputs`). Every distinct completion runs once, up to
+    outcome tuples on `inputs` (see `run_on_inputs`; an empty completion is not run, its
+    outcome is `EMPTY` on every input). Every distinct non-empty completion runs once, up to
     `workers` at a time; `same` on a completion not in `completions` raises InputError."""
     _check_inputs(entry_point, inputs)
-    distinct = list(dict.fromkeys(completions))
+    distinct = [c for c in dict.fromkeys(completions) if c]
     with ThreadPoolExecutor(max(1, workers)) as pool:
         runs = pool.map(
             lambda c: run_on_inputs(prompt + c, entry_point, inputs, timeout, limits), distinct
         )
         outcomes = dict(zip(distinct, runs, strict=True))
+    if "" in completions:
+        outcomes[""] = (EMPTY,) * len(inputs)
 
     def same(a: str, b: str) -> bool:
         for c in (a, b):

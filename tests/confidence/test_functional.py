@@ -8,7 +8,9 @@ import hashlib
 import pytest
 
 from calibbench.confidence.functional import (
+    EMPTY,
     MAX_INPUTS,
+    clustering_inputs,
     functional_equivalence,
     inputs_from_examples,
     inputs_from_tests,
@@ -90,6 +92,32 @@ def test_clusters_of_sampled_completions():
     assert n_semantic_sets(labels) == 6
     with pytest.raises(InputError, match="not one of the completions"):
         same(LOOP, "    return 0\n")
+
+
+def test_empty_completions_are_one_cluster_of_their_own():
+    none = "    return None\n"  # what the prompt alone (a docstring body) returns too
+    samples = ["", none, LOOP, "", none]
+    same = functional_equivalence(PROMPT, "add_all", samples, INPUTS)
+    assert cluster_answers(samples, same).tolist() == [0, 1, 2, 0, 1]
+    assert run_on_inputs(PROMPT, "add_all", INPUTS) == run_on_inputs(
+        PROMPT + none, "add_all", INPUTS
+    )
+    assert EMPTY not in run_on_inputs(PROMPT, "add_all", INPUTS)
+
+
+def test_clustering_inputs_come_from_the_tests_else_the_examples():
+    assert clustering_inputs(TEST, PROMPT, "add_all") == (INPUTS, "tests")
+    computed = "def check(candidate):\n    assert candidate(list(range(3))) == 3\n"
+    assert clustering_inputs(computed, PROMPT, "add_all") == ([([1, 2, 3],), ([], 5)], "examples")
+    assert clustering_inputs(computed, "def add_all(xs):\n", "add_all") == ([], "none")
+    # 1e999 is inf, whose repr is no literal; at most MAX_INPUTS are kept, in order
+    many = "def check(candidate):\n" + "".join(
+        f"    assert candidate({i})\n" for i in ["1e999", *range(MAX_INPUTS + 5)]
+    )
+    inputs, source = clustering_inputs(many, PROMPT, "add_all")
+    assert (inputs, source) == ([(i,) for i in range(MAX_INPUTS)], "tests")
+    with pytest.raises(InputError, match="not valid Python"):
+        clustering_inputs("def check(:", PROMPT, "add_all")
 
 
 @pytest.mark.parametrize(

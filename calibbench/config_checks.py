@@ -8,7 +8,8 @@ is reported then, all at once, each naming its configuration key and the fix.
   each model entry (known runtime, exactly one source, known options, the GGUF file or model
   directory exists and is one, a built-in's package installed), each task entry (a known task
   whose options the task accepts, its data file readable), which tasks each model runs (known,
-  and possible for the model: log-likelihood tasks need a model that can score prompts) and the
+  and possible for the model: log-likelihood tasks need a model that can score prompts, and a
+  model without token log-probs runs only tasks graded from the generated text) and the
   calibration-tuning entries.
 - `check_monitor(config, run_dir)`: the `monitor:` baseline is an earlier run that exists, holds
   graded items and shares a model x task with the configuration;
@@ -44,6 +45,9 @@ SERVICE_TIMEOUT_S = 10.0
 GGUF_MAGIC = b"GGUF"
 #: Environment variables an `openai` entry reads its key from when it names none.
 DEFAULT_KEY_ENVS = ("CALIBBENCH_API_KEY", "OPENAI_API_KEY")
+#: Task kinds graded from the generated text alone (the others read their answers off
+#: log-probs: option scores, the answer letter's alternatives, the text's token log-probs).
+TEXT_KINDS = ("qa", "code")
 
 
 class ConfigError(InputError):
@@ -170,6 +174,11 @@ def _check_model(model: str, entry: dict[str, Any], problems: list[str]) -> None
             f"{key}: unknown option(s) {unknown} for runtime {runtime.name}; "
             f"options are {sorted(runtime.options)}"
         )
+    if runtime.name == "openai" and not isinstance(spec.get("logprobs", True), bool):
+        problems.append(
+            f"{key}.logprobs: expected true or false, got {spec['logprobs']!r} (false for an API "
+            "that returns no token log-probs)"
+        )
     if given:
         problem = SOURCE_CHECKS[(runtime.name, given[0])](spec, f"{key}.{given[0]}")
         if problem:
@@ -275,6 +284,14 @@ def _check_model_tasks(
                 f"models.{model}.tasks: {name!r} is not a task of this configuration; "
                 f"tasks are {list(configured)}"
             )
+        elif runtime and name in tasks and not runtime.returns_logprobs(entry["spec"]):
+            if tasks[name].kind not in TEXT_KINDS:
+                problems.append(
+                    f"models.{model}.tasks: {name!r} is a {tasks[name].kind} task, whose answers "
+                    "are read off log-probs, which this model does not return (logprobs: false); "
+                    f"list only open-ended QA and code tasks under models.{model}.tasks, or set "
+                    f"models.{model}.spec.logprobs: true for an API that returns them"
+                )
         elif runtime and name in tasks and tasks[name].scores_prompts:
             if not runtime.scores_prompts(entry["spec"]):
                 problems.append(

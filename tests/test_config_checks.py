@@ -114,6 +114,36 @@ def test_a_chat_model_cannot_score_options_but_can_read_the_first_token():
     check_config(config)
 
 
+def test_a_model_without_logprobs_runs_only_tasks_graded_from_text():
+    """An API entry with logprobs: false runs open QA and code; multiple choice (options or the
+    answer letter's alternatives) and language modelling are refused, each naming the option."""
+    api = {"spec": {"runtime": "openai", "serve": "smollm2-135m", "logprobs": False}}
+    config = _config(api=api)
+    config["tasks"] |= {"letters": {"spec": {"task": "arc_easy", "format": "letter",
+                                             "answer": "first_token"}},
+                        "lm": {"spec": {"task": "lm", "source": "hellaswag"}},
+                        "code": {"spec": {"task": "humaneval"}}}  # fmt: skip
+    problems = _problems(config)
+    assert len(problems) == 3, problems  # one each, none for qa or code
+    for task, kind in (("arc", "multiple_choice"), ("letters", "multiple_choice"),
+                       ("lm", "language_modelling")):  # fmt: skip
+        (problem,) = [p for p in problems if p.startswith(f"models.api.tasks: {task!r}")]
+        assert f"is a {kind} task" in problem and "logprobs: false" in problem
+        assert "models.api.spec.logprobs: true" in problem
+    config["models"]["api"]["tasks"] = ["qa", "code"]
+    check_config(config)
+    config["models"]["api"]["spec"]["logprobs"] = True  # the served model then reads letters
+    config["models"]["api"]["tasks"] = ["qa", "code", "letters"]
+    check_config(config)
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_logprobs_must_be_true_or_false(value):
+    spec = {"runtime": "openai", "base_url": "http://x/v1", "logprobs": value}
+    (problem,) = _problems(_config(api={"spec": spec, "tasks": ["qa"]}))
+    assert problem.startswith("models.api.spec.logprobs: expected true or false")
+
+
 def test_calibration_tuning_needs_local_models_and_mc_or_qa_tasks():
     config = _config(api={"spec": {"runtime": "openai", "serve": "smollm2-135m"}, "tasks": ["qa"]})
     config["tasks"]["lm"] = {"spec": {"task": "lm", "source": "hellaswag"}}

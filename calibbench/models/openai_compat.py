@@ -18,6 +18,10 @@ accumulator (`calibbench.metrics.topk.topk_calibration`). Tokens are texts; ids 
   both raise `InputError` rather than give wrong numbers.
 - 429, 5xx, timeouts and connection failures are retried with exponential backoff (jitter from
   a seeded RNG, `Retry-After` honoured); other 4xx raise `InputError` with the server's message.
+- `logprobs=False` (for providers that return none): generation asks for no log-probs and
+  returns completions without tokens or log-probs (`Completion` with empty `tokens`,
+  `token_logprobs` and `top_logprobs`; the tasks grade their token-level signals as missing),
+  and `loglikelihood` / `score_text` raise `InputError`: such a model cannot score given text.
 - `concurrency` requests are in flight at once (threads sharing the client's pool of at most
   `concurrency` connections, kept open between requests); answers are put back in request order
   and every request carries its own seed, so results do not depend on the concurrency. The first
@@ -113,6 +117,8 @@ class OpenAICompatModel(ModelRuntime):
             `calibbench.models.llamacpp_server.PLAIN_SAMPLING`).
         concurrency: requests in flight at once (1..64; within the API's rate limits, which
             429 answers enforce through the retries).
+        logprobs: whether to ask for token log-probs. False for a provider that returns none:
+            completions then carry no tokens or log-probs and scoring raises `InputError`.
     """
 
     def __init__(
@@ -131,6 +137,7 @@ class OpenAICompatModel(ModelRuntime):
         seed: int = 0,
         extra_body: Mapping[str, Any] | None = None,
         concurrency: int = 1,
+        logprobs: bool = True,
     ):
         base_url = base_url or os.environ.get(ENV_BASE_URL)
         if not base_url:
@@ -153,6 +160,8 @@ class OpenAICompatModel(ModelRuntime):
             )
         if not (isinstance(concurrency, int) and 1 <= concurrency <= MAX_CONCURRENCY):
             raise InputError(f"concurrency: expected 1..{MAX_CONCURRENCY}, got {concurrency!r}")
+        if not isinstance(logprobs, bool):
+            raise InputError(f"logprobs: expected true or false, got {logprobs!r}")
         self.base_url = base_url.rstrip("/")
         self.model = model or os.environ.get(ENV_MODEL) or None
         if api_key is None:
@@ -167,6 +176,7 @@ class OpenAICompatModel(ModelRuntime):
         self.backoff = backoff
         self.extra_body = dict(extra_body or {})
         self.concurrency = concurrency
+        self.logprobs = logprobs
         self._client = httpx2.Client(
             headers={"Accept": "application/json"},
             # no limit on waiting for a free connection of our own pool: that is not the server's
@@ -258,7 +268,8 @@ class OpenAICompatModel(ModelRuntime):
 
     def info(self) -> ModelInfo:
         """runtime "openai", source = base_url, revision = the matching (or only) model id the
-        server lists at /models, vocab_size None, logprob_source "top-k"."""
+        server lists at /models, vocab_size None, logprob_source "top-k" ("none" with
+        logprobs=False); extra records endpoint, score_top_logprobs and logprobs."""
         model = self._model_id()
         served = self._served_models() or []
         revision = model if model in served else served[0] if len(served) == 1 else None
@@ -269,15 +280,19 @@ class OpenAICompatModel(ModelRuntime):
             source=self.base_url,
             vocab_size=None,
             revision=revision,
-            logprob_source="top-k",
-            extra={"endpoint": self.endpoint, "score_top_logprobs": self.score_top_logprobs},
+            logprob_source="top-k" if self.logprobs else "none",
+            extra={
+                "endpoint": self.endpoint,
+                "score_top_logprobs": self.score_top_logprobs,
+                "logprobs": self.logprobs,
+            },
         )
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
         """Generate with per-token log-probs; token_ids are None. The tokens of a stop
         sequence are kept through the one that completed it where the server reports them, and
         are missing where it does not (see `_through_stop`). Raises `InputError` for servers
-        that return no log-probs."""
+        that return no log-probs. With logprobs=False, completions hold the text only."""
         self._model_id()  # resolved once, before any concurrent request
         sends = [1 if r.temperature == 0 else r.n for r in requests]  # greedy: sent once
         jobs = [(r, r.seed + j) for r, k in zip(requests, sends, strict=True) for j in range(k)]
@@ -288,7 +303,7 @@ class OpenAICompatModel(ModelRuntime):
         ]
 
     def _generate_one(self, request: GenerationRequest, seed: int) -> Completion:
-        common = {
+        fields: dict[str, Any] = {
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -296,36 +311,46 @@ class OpenAICompatModel(ModelRuntime):
             "n": 1,
         }
         if request.stop:
-            common["stop"] = list(request.stop)
-        if self.endpoint == "chat":
-            path = "/chat/completions"
-            body = self._body(
-                messages=[{"role": "user", "content": request.prompt}],
-                logprobs=True,
-                top_logprobs=request.top_logprobs,
-                **common,
+            fields["stop"] = list(request.stop)
+        chat = self.endpoint == "chat"
+        if self.logprobs:
+            fields |= (
+                {"logprobs": True, "top_logprobs": request.top_logprobs}
+                if chat
+                else {"logprobs": request.top_logprobs}
             )
+        if chat:
+            path = "/chat/completions"
+            body = self._body(messages=[{"role": "user", "content": request.prompt}], **fields)
         else:
             path = "/completions"
-            body = self._body(prompt=request.prompt, logprobs=request.top_logprobs, **common)
-        choice = _first_choice(self._request(path, body), self.base_url + path)
-        if self.endpoint == "chat":
-            text = (choice.get("message") or {}).get("content") or ""
-            positions = _chat_positions(choice, self.base_url + path)
-        else:
-            text = choice.get("text") or ""
-            positions = _completion_positions(choice, self.base_url + path)
+            body = self._body(prompt=request.prompt, **fields)
+        url = self.base_url + path
+        choice = _first_choice(self._request(path, body), url)
+        text = ((choice.get("message") or {}).get("content") if chat else choice.get("text")) or ""
+        finish_reason = str(choice.get("finish_reason") or "")
+        if not self.logprobs:
+            return Completion(text, (), None, (), (), finish_reason)
+        positions = _chat_positions(choice, url) if chat else _completion_positions(choice, url)
         positions = _through_stop(positions, text, request.stop)
         if any(p.logprob is None for p in positions):
-            raise _no_logprobs(self.base_url + path)
+            raise _no_logprobs(url)
         return Completion(
             text=text,
             tokens=tuple(p.token for p in positions),
             token_ids=None,
             token_logprobs=tuple(float(p.logprob) for p in positions),
             top_logprobs=tuple(p.top[: request.top_logprobs] for p in positions),
-            finish_reason=str(choice.get("finish_reason") or ""),
+            finish_reason=finish_reason,
         )
+
+    def _refuse_scoring(self, what: str) -> None:
+        if not self.logprobs:
+            raise InputError(
+                f"{what}: {self.base_url} runs with logprobs: false (no token log-probs), so it "
+                "cannot score given text; run generation tasks only on this model, or set "
+                "logprobs: true for a server that echoes prompt log-probs"
+            )
 
     def _loglikelihood(
         self, requests: Sequence[LoglikelihoodRequest], accumulator: TokenCalibration | None
@@ -337,8 +362,10 @@ class OpenAICompatModel(ModelRuntime):
         the echoed tokens before them (a BOS the server does not echo is not counted).
         token_ids is (). is_greedy: each continuation token is the top-1 alternative.
         `accumulator` must be `topk_calibration(score_top_logprobs)`-shaped (see the class);
-        it receives the top-k distributions at the continuation positions.
+        it receives the top-k distributions at the continuation positions. Raises InputError
+        with logprobs=False.
         """
+        self._refuse_scoring("loglikelihood")
         for i, request in enumerate(requests):
             if not request.continuation:
                 raise InputError(f"requests[{i}].continuation: empty; nothing to score")
@@ -377,8 +404,9 @@ class OpenAICompatModel(ModelRuntime):
 
         token_ids is () (APIs do not expose ids), so token_logprobs has one entry per scored
         token rather than len(token_ids) - 1 entries. `accumulator`: as in `loglikelihood`, with
-        every scored position.
+        every scored position. Raises InputError with logprobs=False.
         """
+        self._refuse_scoring("score_text")
         for i, text in enumerate(texts):
             if not text:
                 raise InputError(f"texts[{i}]: empty; nothing to score")

@@ -34,10 +34,21 @@ class Runtime:
         """Whether a model of this entry can score given text (option log-likelihoods, P(True)
         follow-ups, language modelling): local runtimes always; an API only through a
         /completions endpoint that echoes prompt log-probs, which OpenAI's chat models and the
-        built-in llama.cpp server (misaligned echo for models without BOS) do not give."""
+        built-in llama.cpp server (misaligned echo for models without BOS) do not give, nor an
+        entry with `logprobs: false`."""
         if self.name != "openai":
             return True
-        return spec.get("endpoint", "completions") == "completions" and "serve" not in spec
+        return (
+            self.returns_logprobs(spec)
+            and spec.get("endpoint", "completions") == "completions"
+            and "serve" not in spec
+        )
+
+    def returns_logprobs(self, spec: dict[str, Any]) -> bool:
+        """Whether a model of this entry returns the log-probs of the tokens it generates (the
+        token-level signals): local runtimes always; an API unless its entry sets
+        `logprobs: false` (for providers that return none)."""
+        return self.name != "openai" or spec.get("logprobs", True) is not False
 
 
 # fmt: off
@@ -65,6 +76,7 @@ RUNTIMES: dict[str, Runtime] = {
             options=(
                 "model", "api_key_env", "family", "endpoint", "score_top_logprobs", "timeout",
                 "max_retries", "backoff", "seed", "extra_body", "n_ctx", "concurrency",
+                "logprobs",
             ),
             full_distributions=False,
         ),

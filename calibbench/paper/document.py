@@ -661,6 +661,14 @@ def blocks(
             "## Calibration-tuning", _csv_table(tables, "calibration_tuning"),
             "## Confidence signals by task kind", _signals_note(results),
             _csv_table(tables, "signals")]  # fmt: skip
+    if (tables / "signal_availability.csv").exists():
+        out += ["Which signals each model had on each task, and why it lacked the others: a "
+                "model that cannot score given text has no P(True) (no prompt scoring), an API "
+                "model that returns no token log-probs has none of the signals computed from "
+                "them, the primary confidence included (no token log-probs; such a pair has no "
+                "row in the headline, which reports the primary confidence), and an optional "
+                "signal needs its task option (option off):",
+                _csv_table(tables, "signal_availability")]  # fmt: skip
     if (tables / "verbalized.csv").exists():
         out += ["Verbalized confidence: how each model's one-stage replies parsed (a reply "
                 "without a readable probability has no verbalized confidence and is counted "

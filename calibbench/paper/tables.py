@@ -22,6 +22,13 @@
   fitted on the calibration half (the same fitted map for every signal, so the calibration each
   can reach is comparable) and the raw signal's ranking metrics AUROC and PRR (prediction-
   rejection ratio: 0 random, 1 oracle), each with its interval.
+- `signal_availability`: which of its kind's registered signals each model x task had (those
+  with a comparison in the results) and why each other one is missing: "no prompt scoring" (it
+  needs a follow-up scored as given text, which the model cannot score), "no token log-probs"
+  (it is computed from token log-probs, which the model does not return: an API entry with
+  `logprobs: false`), "option off" (the task's option that switches it on is off) or "not in
+  the results" (none of these: the run has no comparison of it). The reasons are read off the
+  run's configuration (its manifest) through the registries, in this order.
 - `verbalized`: per model and task with verbalized confidence, how its replies parsed: items,
   replies per parse status (ok, empty, no_answer, no_probability, out_of_range; none is dropped
   silently) and the share of correct verbalized guesses (all items, graded like the answers).
@@ -33,12 +40,14 @@ CSV files hold plain numbers (estimate, low, high columns); Markdown and LaTeX s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from calibbench.artifacts import atomic_write
-from calibbench.confidence.signals import BY_NAME, SIGNALS
+from calibbench.confidence.signals import BY_NAME, SIGNALS, Signal
+from calibbench.models.registry import RUNTIMES
 from calibbench.paper.article import article_models, with_article
 from calibbench.paper.results import TUNING_SIGNAL, Results
 
@@ -220,6 +229,50 @@ def signal_comparison(results: Results) -> pd.DataFrame:
     return table[columns].reset_index(drop=True)
 
 
+def _missing_because(signal: Signal, model: dict[str, Any], task: dict[str, Any]) -> str:
+    """Why a pair whose model entry is `model` and task entry `task` (configuration entries,
+    {} when unknown) has no `signal` (see the module docstring)."""
+    spec = model.get("spec", {})
+    runtime = RUNTIMES.get(spec.get("runtime"))
+    if runtime is not None and signal.needs_prompt_scores and not runtime.scores_prompts(spec):
+        return "no prompt scoring"
+    if runtime is not None and signal.needs_logprobs and not runtime.returns_logprobs(spec):
+        return "no token log-probs"
+    if signal.option is not None and not task.get("spec", {}).get(signal.option, False):
+        return "option off"
+    return "not in the results"
+
+
+def signal_availability(results: Results) -> pd.DataFrame:
+    """Per task kind, task and model with a registered signal in the results: the signals it
+    had and those of its kind it did not, each with why (see the module docstring)."""
+    comp = results.comparisons
+    part = comp[comp["signal"].isin(BY_NAME)] if not comp.empty else comp
+    if part.empty:
+        return pd.DataFrame()
+    had = part.groupby(["model", "task"])["signal"].agg(set)
+    kinds = results.tasks.set_index("task")["kind"] if not results.tasks.empty else pd.Series()
+    models, tasks = results.config.get("models", {}), results.config.get("tasks", {})
+    order = {name: i for i, name in enumerate(KIND_ORDER)}
+    rows = []
+    for (model, task), present in had.items():
+        kind = kinds.get(task, "unknown")
+        own = [s for s in SIGNALS if kind in s.kinds or s.name in present]
+        missing = [
+            f"{s.name} ({_missing_because(s, models.get(model, {}), tasks.get(task, {}))})"
+            for s in own
+            if s.name not in present
+        ]
+        rows.append({
+            "kind": kind, "task": task, "model": model,
+            "available": ", ".join(s.name for s in own if s.name in present),
+            "not_available": "; ".join(missing) or "none",
+            "rank": order.get(kind, len(order)),
+        })  # fmt: skip
+    table = pd.DataFrame(rows).sort_values(["rank", "kind", "task", "model"])
+    return table.drop(columns="rank").reset_index(drop=True)
+
+
 def verbalized_replies(results: Results) -> pd.DataFrame:
     """Per model and task whose graded items have a verbalized status (see the module
     docstring); empty when none has."""
@@ -279,7 +332,8 @@ def write_tables(results: Results, out: Path) -> list[Path]:
     paths = _write(headline(results), out, "headline")
     paths += _write(methods_summary(results), out, "methods_summary")
     optional = {"temperature": temperature, "calibration_tuning": tuning,
-                "signals": signal_comparison, "verbalized": verbalized_replies}  # fmt: skip
+                "signals": signal_comparison, "signal_availability": signal_availability,
+                "verbalized": verbalized_replies}  # fmt: skip
     for name, build in optional.items():  # written only where the results have data for them
         frame = build(results)
         if not frame.empty:

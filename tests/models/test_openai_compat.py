@@ -17,6 +17,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import llama_cpp
 import numpy as np
+import pandas as pd
 import pytest
 from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 from scipy.special import log_softmax
@@ -507,6 +508,96 @@ def test_a_server_without_logprobs_is_a_clear_error(stub, endpoint):
     model = OpenAICompatModel(s.base_url, model="m", endpoint=endpoint)
     with pytest.raises(InputError, match=r"does not return log-probabilities.*logits_all"):
         model.generate([PROMPT])
+
+
+NO_LOGPROBS = {
+    "choices": [
+        {"index": 0, "text": " Paris", "message": {"content": " Paris"}, "finish_reason": "stop"}
+    ]
+}
+
+
+@pytest.mark.parametrize("endpoint", ["completions", "chat"])
+def test_without_logprobs_requests_ask_for_none_and_completions_hold_text(stub, endpoint):
+    s = stub(canned=NO_LOGPROBS)
+    model = OpenAICompatModel(s.base_url, model="m", endpoint=endpoint, logprobs=False)
+    requests = [PROMPT, GenerationRequest("x", max_tokens=3, temperature=1.0, n=2, stop=("\n",))]
+    results = model.generate(requests)
+    assert [len(r.completions) for r in results] == [1, 2]
+    for completion in (c for r in results for c in r.completions):
+        assert completion.text == " Paris" and completion.finish_reason == "stop"
+        assert completion.tokens == completion.token_logprobs == completion.top_logprobs == ()
+        assert completion.token_ids is None
+    bodies = [json.loads(b) for b in s.bodies]
+    assert len(bodies) == 3
+    for body in bodies:
+        assert not {"logprobs", "top_logprobs", "echo"} & set(body), body
+        assert ("messages" in body) is (endpoint == "chat")
+    assert bodies[1]["stop"] == ["\n"] and {bodies[1]["seed"], bodies[2]["seed"]} == {0, 1}
+    # with log-probs on, the same request asks for them, and such a server is an error
+    on = stub(canned=NO_LOGPROBS)
+    with pytest.raises(InputError, match="does not return log-probabilities"):
+        OpenAICompatModel(on.base_url, model="m", endpoint=endpoint).generate([PROMPT])
+    assert json.loads(on.bodies[0])["logprobs"]
+
+
+def test_without_logprobs_scoring_is_refused_before_any_request(stub):
+    s = stub(canned=CANNED)
+    model = OpenAICompatModel(s.base_url, model="m", logprobs=False)
+    with pytest.raises(InputError, match=r"score_text: .*logprobs: false.*cannot score"):
+        model.score_text(["The capital of France is"])
+    with pytest.raises(InputError, match=r"loglikelihood: .*logprobs: false.*cannot score"):
+        model.loglikelihood([LoglikelihoodRequest("The capital of France is", " Paris")])
+    assert s.bodies == []
+
+
+@pytest.mark.parametrize("value", ["false", 0, None])
+def test_logprobs_must_be_a_bool(value):
+    with pytest.raises(InputError, match="logprobs: expected true or false"):
+        OpenAICompatModel("http://127.0.0.1:1/v1", model="m", logprobs=value)
+
+
+def test_info_records_the_option(stub):
+    s = stub(canned={"data": [{"id": "m"}]})
+    on, off = (OpenAICompatModel(s.base_url, model="m", logprobs=v).info() for v in (True, False))
+    assert (on.logprob_source, on.extra["logprobs"]) == ("top-k", True)
+    assert (off.logprob_source, off.extra["logprobs"]) == ("none", False)
+
+
+def test_qa_without_logprobs_through_a_real_server(server, tmp_path):
+    """TriviaQA collected through the llama.cpp server with and without log-probs: the same
+    seeded answers; without, the records hold no log-probs, the token-level signals are missing
+    and the sampled-answer signals are those of the run with log-probs; the collection's
+    manifest records the option."""
+    from calibbench.collect import collect
+    from calibbench.tasks.qa import TriviaQATask
+
+    task = TriviaQATask(n_samples=3, num_fewshot=3)
+    items = pd.DataFrame({"item_id": ["a", "b", "c"],
+                          "question": ["What is the capital of France", "Who wrote Hamlet",
+                                       "What colour is the sky"],
+                          "answers": [["Paris"], ["Shakespeare"], ["blue"]]})  # fmt: skip
+    requests = task.requests(items)
+    graded, records = {}, {}
+    for logprobs in (True, False):
+        model = OpenAICompatModel(server.base_url, extra_body=PLAIN_SAMPLING, logprobs=logprobs)
+        out = collect(model, requests, tmp_path / str(logprobs), progress=False)
+        records[logprobs] = pd.read_parquet(out / "records.parquet")
+        graded[logprobs] = task.grade(items, records[logprobs])
+        manifest = json.loads((out / "manifest.json").read_text())["model"]
+        assert manifest["extra"]["logprobs"] is logprobs
+    assert records[True]["texts"].map(list).tolist() == records[False]["texts"].map(list).tolist()
+    assert all(len(lp) == 0 for row in records[False]["token_logprobs"] for lp in row)
+    on = records[True]
+    # this server drops the stop's tokens, so only an immediate stop has no log-probs
+    assert all(len(lp) > 0 for texts, lps in zip(on["texts"], on["token_logprobs"], strict=True)
+               for text, lp in zip(texts, lps, strict=True) if text)  # fmt: skip
+    token = ["confidence", "geometric_mean", "min_token_prob", "semantic_entropy_weighted"]
+    assert graded[False][token].isna().all().all() and graded[True][token].notna().any().all()
+    sampled = ["answer", "correct", "sampling_agreement", "largest_cluster_share",
+               "semantic_entropy", "n_semantic_sets"]  # fmt: skip
+    pd.testing.assert_frame_equal(graded[False][sampled], graded[True][sampled])
+    assert graded[False][sampled[2:]].notna().all().all()
 
 
 def test_a_server_without_prompt_logprobs_is_a_clear_error(stub):

@@ -82,7 +82,8 @@ class Completion:
     end-of-sequence token) or "length" (max_tokens reached; nothing is dropped then).
 
     Every local runtime gives n >= 1. An API gives what its server reports: servers that drop
-    the stop sequence's tokens leave them out, and then an immediate stop has n = 0.
+    the stop sequence's tokens leave them out, and then an immediate stop has n = 0; an API
+    model asked for no log-probs (`logprobs: false`) gives n = 0 always, the text alone.
     """
 
     text: str
@@ -119,8 +120,9 @@ class ModelInfo:
     name: calibbench's name for it; family: e.g. "smollm2", "gemma3", "llama"; runtime: "hf",
     "llamacpp" or "openai"; source: file path, hub id or endpoint URL; sha256 of the weights
     file where there is one; revision: hub revision or server-reported model id; n_parameters
-    where known; logprob_source: "full" (log-softmax of the full logits) or "top-k" (an API's
-    top-k log-probs: token-level metrics are top-k approximations).
+    where known; logprob_source: "full" (log-softmax of the full logits), "top-k" (an API's
+    top-k log-probs: token-level metrics are top-k approximations) or "none" (an API model
+    asked for no log-probs: no token-level signal).
     """
 
     name: str

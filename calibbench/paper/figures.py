@@ -9,8 +9,9 @@ primary confidence signal, `confidence`, on the test split):
   legend.
 - `temperature__{model}__{task}`: token-level sweep: top-1 ECE, Full-ECE, NLL, sampled and argmax
   accuracy against T, with the one-pass fitted T.
-- `pavg_code`: code generation: mean pavg against the pass rate per model and task (the gap
-  annotated), and the reliability diagram of pavg.
+- `pavg_code`: code generation: mean pavg against the greedy pass rate and the samples' pass
+  rate (pass@1) per model and task (pavg's gap to the greedy pass rate annotated), and the
+  reliability diagram of pavg.
 - `ece_vs_size`: raw ECE against the number of parameters (log scale), one line per task.
 - `ece_by_kind`: raw ECE per model and task, grouped by task kind (multiple choice vs generation).
 - `signals_by_kind`: every confidence signal's raw AUROC (top row, 0.5 = chance) and PRR (bottom
@@ -27,6 +28,7 @@ a rerun writes identical bytes.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,8 @@ from numpy.typing import ArrayLike
 
 from calibbench.artifacts import atomic_write
 from calibbench.errors import InputError
+from calibbench.metrics.bootstrap import bootstrap_ci
+from calibbench.metrics.summary import mean_confidence
 from calibbench.paper.results import Results
 from calibbench.paper.tables import signal_comparison
 
@@ -223,13 +227,46 @@ def _raw_metrics(results: Results, names: dict[str, str], signal: str) -> pd.Dat
 
 def pavg_data(results: Results) -> pd.DataFrame:
     """Code tasks: per model and task, the test split's mean pavg (raw `confidence`), pass rate
-    (the greedy completion passes its tests) and gap = mean pavg - pass rate (over-confidence),
-    each with its bootstrap interval (`_low`, `_high`). Empty completions have no pavg and are
-    not counted."""
+    (the greedy completion passes its tests), gap = mean pavg - pass rate (over-confidence) and
+    sampled_pass_rate (the mean of the graded `pass_at_1`, the share of each item's samples that
+    pass), each with its bootstrap interval (`_low`, `_high`). Empty completions have no pavg
+    and are not counted, in any of them: the sampled pass rate is the mean over the raw test
+    predictions' items, its percentile bootstrap over those items with the run's
+    bootstrap_resamples, ci_level and seed (1000, 0.95 and 0 for a run without a manifest); it
+    is NaN without a graded table, a pass_at_1 column or samples (n_samples 0)."""
     code = [task for task, kind in _kinds(results).items() if kind == "code"]
     names = {"mean_confidence": "mean_pavg", "accuracy": "pass_rate", "overconfidence": "gap"}
     data = _raw_metrics(results, names, PRIMARY)
-    return data[data["task"].isin(code)].reset_index(drop=True)
+    data = data[data["task"].isin(code)].reset_index(drop=True)
+    sampled = [_sampled_pass_rate(results, model, task)
+               for model, task in zip(data["model"], data["task"], strict=True)]  # fmt: skip
+    columns = [f"sampled_pass_rate{end}" for end in ("", "_low", "_high")]
+    return data.join(pd.DataFrame(sampled, columns=columns, index=data.index, dtype=float))
+
+
+def _sampled_pass_rate(results: Results, model: str, task: str) -> tuple[float, float, float]:
+    """(mean, low, high) of the graded pass_at_1 over the raw test predictions' items."""
+    try:
+        graded = results.graded(model, task)
+        tested = results.predictions(model, task, PRIMARY, "raw")["item_id"].astype(str)
+    except InputError:
+        return math.nan, math.nan, math.nan
+    if "pass_at_1" not in graded.columns:
+        return math.nan, math.nan, math.nan
+    by_item = graded.assign(item_id=graded["item_id"].astype(str)).set_index("item_id")
+    rates = by_item["pass_at_1"].reindex(tested).dropna().to_numpy(dtype=float)
+    if rates.size == 0:
+        return math.nan, math.nan, math.nan
+    config = results.config
+    ci = bootstrap_ci(
+        mean_confidence,
+        rates,
+        np.zeros(rates.size, dtype=bool),
+        n_resamples=config.get("bootstrap_resamples", 1000),
+        level=config.get("ci_level", 0.95),
+        seed=config.get("seed", 0),
+    )
+    return ci.estimate, ci.low, ci.high
 
 
 def raw_ece_data(results: Results, signal: str = PRIMARY) -> pd.DataFrame:
@@ -365,22 +402,26 @@ def _intervals(ax: Axes, x: ArrayLike, low: ArrayLike, high: ArrayLike, color: s
 
 
 def draw_pavg(summary: pd.DataFrame, reliability: pd.DataFrame) -> Figure:
-    """Code generation: `pavg_data` rows as bars (gap annotated) and pavg's raw reliability
-    diagram from the `reliability_data` rows of method "raw" of the same models and tasks."""
+    """Code generation: `pavg_data` rows as bars (mean pavg, greedy pass rate, sampled pass
+    rate; the gap of pavg to the greedy pass rate annotated) and pavg's raw reliability diagram
+    from the `reliability_data` rows of method "raw" of the same models and tasks."""
     fig = _figure(9.0, 3.6)
     bars, rel = fig.subplots(1, 2)
     x = np.arange(len(summary))
-    parts = ((-0.2, "mean_pavg", "mean pavg", "C0"), (0.2, "pass_rate", "pass rate", "C1"))
+    parts = ((-0.27, "mean_pavg", "mean pavg", "C0"),
+             (0.0, "pass_rate", "pass rate (greedy)", "C1"),
+             (0.27, "sampled_pass_rate", "pass rate (samples, pass@1)", "C2"))  # fmt: skip
     for offset, name, label, color in parts:
-        bars.bar(x + offset, summary[name], width=0.4, color=color, label=label)
+        bars.bar(x + offset, summary[name], width=0.27, color=color, label=label)
         _intervals(bars, x + offset, summary[f"{name}_low"], summary[f"{name}_high"], "0.2")
+    heights = [f"{name}{end}" for _, name, _, _ in parts for end in ("", "_high")]
     for xi, r in zip(x, summary.itertuples(index=False), strict=True):
-        top = np.nanmax([r.mean_pavg, r.pass_rate, r.mean_pavg_high, r.pass_rate_high])
+        top = np.nanmax([getattr(r, h) for h in heights])
         text = f"gap {r.gap:+.2f}\n[{r.gap_low:+.2f}, {r.gap_high:+.2f}]"
         bars.annotate(text, (xi, top), xytext=(0, 3), textcoords="offset points", ha="center")
     bars.set_xticks(x, labels=_case_labels(summary))
-    bars.set(ylim=(0, 1.2), ylabel="mean over the test split")
-    bars.legend(loc="upper right")
+    bars.set(ylim=(0, 1.45), yticks=np.linspace(0, 1, 6), ylabel="mean over the test split")
+    bars.legend(loc="upper center", ncols=3, handlelength=1, columnspacing=1)
     rel.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
     for i, ((model, task), bins) in enumerate(reliability.groupby(["model", "task"], sort=True)):
         filled = bins[bins["count"] > 0]
@@ -395,7 +436,7 @@ def draw_pavg(summary: pd.DataFrame, reliability: pd.DataFrame) -> Figure:
         _intervals(rel, filled["mean_confidence"], filled["ci_low"], filled["ci_high"], f"C{i}")
     rel.set(xlim=UNIT, ylim=UNIT, xlabel="pavg (mean token probability)", ylabel="pass rate")
     rel.legend(loc="upper left")
-    fig.suptitle("Code generation: pavg against actual success (greedy completion, raw)")
+    fig.suptitle("Code generation: pavg (greedy completion, raw) against actual success")
     return fig
 
 

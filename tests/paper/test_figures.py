@@ -15,6 +15,7 @@ from calibbench.errors import InputError
 from calibbench.metrics.scores import aurc
 from calibbench.metrics.summary import answer_summary
 from calibbench.paper.figures import (
+    draw_pavg,
     draw_reliability,
     pavg_data,
     raw_ece_data,
@@ -320,6 +321,42 @@ def test_pavg_gap_by_hand(two_models):
     assert data.loc[BIG, "gap"] == pytest.approx(0.25 - 0.25)
     for name in ("mean_pavg", "pass_rate", "gap"):
         assert (data[f"{name}_low"] <= data[f"{name}_high"]).all()
+    # No graded tables: no sampled pass rate.
+    assert data[[f"sampled_pass_rate{e}" for e in ("", "_low", "_high")]].isna().all().all()
+
+
+def test_pavg_sampled_pass_rate_is_the_mean_pass_at_1_of_the_test_items(two_models):
+    # The four test items of CODE_RAW, a calibration item (left out) and a NaN one (n_samples 0).
+    rates = [0.0, 1 / 3, 1.0, 2 / 3]
+    graded = pd.DataFrame(
+        {
+            "item_id": [f"humaneval/{i}" for i in range(4)] + ["humaneval/cal"],
+            "pass_at_1": [*rates, 1.0],
+        }
+    )
+    (two_models.root / "graded" / SMALL).mkdir(parents=True)
+    graded.to_parquet(two_models.root / "graded" / SMALL / "humaneval.parquet")
+    (two_models.root / "graded" / BIG).mkdir(parents=True)
+    no_samples = graded.assign(pass_at_1=np.nan)
+    no_samples.to_parquet(two_models.root / "graded" / BIG / "humaneval.parquet")
+    summary = pavg_data(two_models)
+    data = summary.set_index("model")
+    assert data.loc[SMALL, "sampled_pass_rate"] == pytest.approx(0.5)
+    # Percentile bootstrap over the four items: 1000 resamples with seed 0 (no manifest).
+    idx = np.random.default_rng(0).integers(0, 4, size=(1000, 4))
+    means = np.asarray(rates)[idx].mean(axis=1)
+    low, high = np.quantile(means, [0.025, 0.975])
+    assert data.loc[SMALL, ["sampled_pass_rate_low", "sampled_pass_rate_high"]].tolist() == (
+        pytest.approx([low, high])
+    )
+    assert data.loc[BIG, ["sampled_pass_rate", "sampled_pass_rate_low"]].isna().all()
+    assert data.loc[SMALL, "pass_rate"] == pytest.approx(0.25)  # the greedy one is unchanged
+    # The figure's bars: mean pavg, greedy pass rate and sampled pass rate, in that order.
+    reliability = reliability_data(two_models)
+    fig = draw_pavg(summary, reliability[reliability["method"] == "raw"])
+    heights = [[bar.get_height() for bar in c] for c in fig.axes[0].containers[:3]]
+    for column, drawn in zip(["mean_pavg", "pass_rate", "sampled_pass_rate"], heights, strict=True):
+        np.testing.assert_array_equal(drawn, summary[column])
 
 
 def test_raw_ece_sizes_and_kinds(two_models):

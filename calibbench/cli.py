@@ -112,9 +112,22 @@ def _cmd_prepare(args: argparse.Namespace) -> None:
     write_json(info, out / "task.json")
 
 
+def _cmd_review(args: argparse.Namespace) -> None:
+    task = _task(args)
+    requests = task.review_requests(_read(args.items, "items"), _read(args.records, "records"))
+    if requests is None:
+        raise InputError(
+            f"task {task.name!r} has no review requests with these options (QA: two_stage or "
+            "reflection)"
+        )
+    write_parquet(requests, args.out)
+
+
 def _cmd_followup(args: argparse.Namespace) -> None:
     task = _task(args)
-    requests = task.followup_requests(_read(args.items, "items"), _read(args.records, "records"))
+    review = _read(args.review_records, "review records") if args.review_records else None
+    items, records = _read(args.items, "items"), _read(args.records, "records")
+    requests = task.followup_requests(items, records, review)
     if requests is None:
         raise InputError(f"task {task.name!r} asks no follow-up questions")
     write_parquet(requests, args.out)
@@ -123,7 +136,10 @@ def _cmd_followup(args: argparse.Namespace) -> None:
 def _cmd_grade(args: argparse.Namespace) -> None:
     task = _task(args)
     followup = _read(args.followup_records, "follow-up records") if args.followup_records else None
-    graded = task.grade(_read(args.items, "items"), _read(args.records, "records"), followup)
+    review = _read(args.review_records, "review records") if args.review_records else None
+    graded = task.grade(
+        _read(args.items, "items"), _read(args.records, "records"), followup, review
+    )
     write_parquet(graded, args.out)
 
 
@@ -404,11 +420,16 @@ def _args_prepare(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, required=True, help="output directory")
 
 
-def _args_followup(p: argparse.ArgumentParser) -> None:
+def _args_review(p: argparse.ArgumentParser) -> None:
     _task_args(p)
     p.add_argument("--items", type=Path, required=True)
     p.add_argument("--records", type=Path, required=True, help="records of the first requests")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file of requests")
+
+
+def _args_followup(p: argparse.ArgumentParser) -> None:
+    _args_review(p)
+    p.add_argument("--review-records", type=Path, help="records of the review requests")
 
 
 def _args_grade(p: argparse.ArgumentParser) -> None:
@@ -416,6 +437,7 @@ def _args_grade(p: argparse.ArgumentParser) -> None:
     p.add_argument("--items", type=Path, required=True)
     p.add_argument("--records", type=Path, required=True)
     p.add_argument("--followup-records", type=Path, help="records of the follow-up requests")
+    p.add_argument("--review-records", type=Path, help="records of the review requests")
     p.add_argument("--out", type=Path, required=True, help="output Parquet file")
 
 
@@ -541,7 +563,18 @@ COMMANDS = (
     ("metrics", "answer-level metrics with bootstrap CIs", _args_metrics, _cmd_metrics),
     ("collect", "run a model over a requests file (resumable)", _args_collect, _cmd_collect),
     ("prepare", "a task's items, requests and data provenance", _args_prepare, _cmd_prepare),
-    ("followup", "follow-up requests that depend on first answers", _args_followup, _cmd_followup),
+    (
+        "review",
+        "generate requests about the first answers (a stated probability, a review)",
+        _args_review,
+        _cmd_review,
+    ),
+    (
+        "followup",
+        "scored follow-up requests that depend on first answers",
+        _args_followup,
+        _cmd_followup,
+    ),
     ("grade", "correctness and confidences per item", _args_grade, _cmd_grade),
     ("split", "seeded calibration/test split fixed by item id", _args_split, _cmd_split),
     (

@@ -1,6 +1,7 @@
 """What the workflow asks the package about a model x task pair: whether its answers get a
-follow-up request, whether its collection accumulates token-level statistics, and which
-confidence signals its graded table carries. The rules only wire these answers together.
+review round and a scored follow-up, whether its collection accumulates token-level
+statistics, and which confidence signals its graded table carries. The rules only wire these
+answers together.
 """
 
 from __future__ import annotations
@@ -23,6 +24,12 @@ def has_followup(model: str, spec: dict[str, Any], task: Task) -> bool:
     return any(task.kind in s.kinds for s in followup) and scores_prompts(model, spec)
 
 
+def has_review(model: str, spec: dict[str, Any], task: Task) -> bool:
+    """A review round after the answers (generated replies about them: two-stage verbalized
+    confidence, self-reflection), which every model can answer."""
+    return task.has_review
+
+
 def accumulates(model: str, spec: dict[str, Any], task: Task) -> bool:
     """Token-level statistics (Full-ECE, the temperature sweep): whole next-token distributions
     of a local runtime, on the task's scored text."""
@@ -30,5 +37,7 @@ def accumulates(model: str, spec: dict[str, Any], task: Task) -> bool:
 
 
 def pair_signals(model: str, spec: dict[str, Any], task: Task) -> list[str]:
-    """The confidence signals of the pair's graded table, in table order."""
-    return signals(task.kind, scores_prompts(model, spec), task)
+    """The confidence signals of the pair's graded table, in table order (without the
+    token-level ones for a model that returns no token log-probs)."""
+    logprobs = runtime_of(model, spec).returns_logprobs(spec)
+    return signals(task.kind, scores_prompts(model, spec), task, logprobs=logprobs)

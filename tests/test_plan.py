@@ -41,20 +41,22 @@ def test_signals_in_table_order_and_known_to_each_task_kind():
                "n_semantic_sets"]  # fmt: skip
     assert signals("qa") == [
         "confidence", "geometric_mean", "min_token_prob", "sampling_agreement", "p_true",
-        *meaning, "verbalized",
+        *meaning, "verbalized", "verbalized_two_stage", "p_true_reflection",
     ]  # fmt: skip
     assert "p_true" not in signals("qa", scores_prompts=False)
+    assert "p_true_reflection" not in signals("qa", scores_prompts=False)
     # an optional signal is graded only where the task switches it on
     assert "verbalized" not in signals("qa", task=get_task("triviaqa"))
     assert "verbalized" in signals("qa", task=get_task({"task": "triviaqa", "verbalized": True}))
     assert signals("code") == ["confidence", "geometric_mean", "min_token_prob",
-                               "sampling_agreement"]  # fmt: skip
+                               "sampling_agreement", *meaning]  # fmt: skip
     assert signals("language_modelling") == []
     with pytest.raises(InputError, match="unknown task kind"):
         signals("essay")
     assert len({s.name for s in SIGNALS}) == len(SIGNALS)
-    for name in ("mmlu", "humaneval", "triviaqa"):
+    everything = {"task": "triviaqa", "verbalized": True, "two_stage": True, "reflection": True}
+    for name in ("mmlu", "humaneval", "triviaqa", everything):
         task = get_task(name)
-        assert task.kind == REGISTRY[name].kind
+        assert task.kind == REGISTRY[task.name].kind
         # every signal of its kind is a column its grading documents
         assert set(signals(task.kind, task=task)) <= {"confidence", *task.confidence_columns}

@@ -147,14 +147,21 @@ def one_stage_prompt(question: str) -> str:
     )
 
 
-def two_stage_prompt(question: str, answer: str) -> str:
+def two_stage_prompt(question: str, answer: str, cue: bool = False) -> str:
     """The two-stage follow-up: given `question` and the model's own `answer`, state the
-    probability that the answer is correct, in the one-line format `parse_two_stage` reads."""
-    return (
+    probability that the answer is correct, in the one-line format `parse_two_stage` reads.
+    With `cue`, the prompt ends in the label "Probability:" instead of the format line, so the
+    reply is the number itself (a completion a base model continues; read as a lone value)."""
+    head = (
         f"Question: {question}\n"
         f"Your answer: {answer}\n\n"
         "How likely is it that your answer is correct? Give it as a probability between 0.0 and "
-        "1.0. Reply with exactly this line and nothing else:\n\n"
+        "1.0."
+    )
+    if cue:
+        return f"{head}\n\nProbability:"
+    return (
+        f"{head} Reply with exactly this line and nothing else:\n\n"
         "Probability: <the probability that your answer is correct, just the number>"
     )
 

@@ -670,9 +670,10 @@ def blocks(
                 "signal needs its task option (option off):",
                 _csv_table(tables, "signal_availability")]  # fmt: skip
     if (tables / "verbalized.csv").exists():
-        out += ["Verbalized confidence: how each model's one-stage replies parsed (a reply "
-                "without a readable probability has no verbalized confidence and is counted "
-                "here, not dropped):", _csv_table(tables, "verbalized")]  # fmt: skip
+        out += ["Verbalized confidence: how each model's replies parsed, one-stage (a guess and "
+                "its probability) and two-stage (a probability for its graded answer, asked after "
+                "it). A reply without a readable probability has no verbalized confidence and is "
+                "counted here, not dropped:", _csv_table(tables, "verbalized")]  # fmt: skip
     rest = _figures(figures, ("",))
     if rest and set(rest.paths) - used:
         out += ["## Other figures", Figures(tuple(p for p in rest.paths if p not in used))]

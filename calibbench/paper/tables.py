@@ -29,9 +29,12 @@
   `logprobs: false`), "option off" (the task's option that switches it on is off) or "not in
   the results" (none of these: the run has no comparison of it). The reasons are read off the
   run's configuration (its manifest) through the registries, in this order.
-- `verbalized`: per model and task with verbalized confidence, how its replies parsed: items,
-  replies per parse status (ok, empty, no_answer, no_probability, out_of_range; none is dropped
-  silently) and the share of correct verbalized guesses (all items, graded like the answers).
+- `verbalized`: per model, task and form (one-stage: the model states a guess and its
+  probability; two-stage: a probability for its graded answer, asked after it) with verbalized
+  confidence, how its replies parsed: items, replies per parse status (ok, empty, no_answer,
+  no_probability, out_of_range; none is dropped silently) and answer_accuracy, the share of
+  correct answers the probabilities are about (one-stage: its guesses, graded like the
+  answers; two-stage: the graded answers).
 
 CSV files hold plain numbers (estimate, low, high columns); Markdown and LaTeX show
 "estimate [low, high]" with three decimals.
@@ -278,17 +281,20 @@ def verbalized_replies(results: Results) -> pd.DataFrame:
     docstring); empty when none has."""
     from calibbench.confidence.verbalized import STATUSES
 
+    forms = (("one-stage", "verbalized_status", "verbalized_correct"),
+             ("two-stage", "verbalized_two_stage_status", "correct"))  # fmt: skip
     rows = []
     for path in results.graded_paths():
         graded = pd.read_parquet(path)
-        if "verbalized_status" not in graded.columns:
-            continue
-        counts = graded["verbalized_status"].value_counts()
-        rows.append({
-            "model": path.parent.name, "task": path.stem, "items": len(graded),
-            **{status: int(counts.get(status, 0)) for status in STATUSES},
-            "guess_accuracy": float(graded["verbalized_correct"].mean()) if len(graded) else np.nan,
-        })  # fmt: skip
+        for form, status_column, outcome in forms:
+            if status_column not in graded.columns:
+                continue
+            counts = graded[status_column].value_counts()
+            rows.append({
+                "model": path.parent.name, "task": path.stem, "form": form, "items": len(graded),
+                **{status: int(counts.get(status, 0)) for status in STATUSES},
+                "answer_accuracy": float(graded[outcome].mean()) if len(graded) else np.nan,
+            })  # fmt: skip
     return pd.DataFrame(rows)
 
 

@@ -8,8 +8,10 @@ when an item needs several requests), and the collected records back into graded
 - further `<name>` confidence columns and `correct_<name>` columns where a task has several
   predictions or confidence signals (documented by each task's `confidence_columns`).
 
-Some tasks ask a second question after the first answers (P(True) on open-ended QA):
-`followup_requests` builds those requests from the first records, and `grade` then receives both.
+Some tasks ask further questions after the first answers, in at most two rounds:
+`review_requests` (generated replies about the answer: a stated probability, a self-review) and
+then `followup_requests` (scored text: P(True), P(True) after the review), each built from the
+records before it; `grade` then receives every round's records.
 """
 
 from __future__ import annotations
@@ -70,12 +72,29 @@ class Task(ABC):
     def requests(self, items: pd.DataFrame) -> pd.DataFrame:
         """Requests for `calibbench.collect` (one kind per table) for these items."""
 
-    def followup_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame | None:
-        """Requests that depend on the first answers (None when the task has none)."""
+    @property
+    def has_review(self) -> bool:
+        """Whether the task (with its options) has review requests (see `review_requests`)."""
+        return False
+
+    def review_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame | None:
+        """Generate requests that depend on the first answers (None when the task has none)."""
+        return None
+
+    def followup_requests(
+        self, items: pd.DataFrame, records: pd.DataFrame, review: pd.DataFrame | None = None
+    ) -> pd.DataFrame | None:
+        """Scored requests that depend on the first answers and, where the task has them, the
+        review records (None when the task has none)."""
         return None
 
     @abstractmethod
     def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+        self,
+        items: pd.DataFrame,
+        records: pd.DataFrame,
+        followup: pd.DataFrame | None = None,
+        review: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
-        """One row per item: item_id, correct, confidence and the task's extra columns."""
+        """One row per item: item_id, correct, confidence and the task's extra columns, from the
+        records of the task's requests and of its follow-up and review rounds."""

@@ -51,7 +51,11 @@ class LanguageModellingTask(Task):
         )
 
     def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+        self,
+        items: pd.DataFrame,
+        records: pd.DataFrame,
+        followup: pd.DataFrame | None = None,
+        review: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         by_id = records.set_index("request_id")
         missing = sorted(set(items["item_id"]) - set(by_id.index))

@@ -140,7 +140,11 @@ class OptionTask(Task):
         return option_requests(items)
 
     def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+        self,
+        items: pd.DataFrame,
+        records: pd.DataFrame,
+        followup: pd.DataFrame | None = None,
+        review: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         return grade_options(items, records)
 
@@ -196,7 +200,11 @@ class MultipleChoiceTask(OptionTask):
         return option_requests(items)
 
     def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+        self,
+        items: pd.DataFrame,
+        records: pd.DataFrame,
+        followup: pd.DataFrame | None = None,
+        review: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         if self.answer == "first_token":
             return grade_first_token(items, records)

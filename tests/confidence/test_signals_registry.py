@@ -19,10 +19,11 @@ from calibbench.tasks.qa import TriviaQATask
 FROM_LOGPROBS = {
     "multiple_choice": ["confidence", "confidence_token_norm"],
     "qa": ["confidence", "geometric_mean", "min_token_prob", "semantic_entropy_weighted"],
-    "code": ["confidence", "geometric_mean", "min_token_prob"],
+    "code": ["confidence", "geometric_mean", "min_token_prob", "semantic_entropy_weighted"],
     "language_modelling": [],
 }
-#: What an API entry without log-probs keeps on open QA: sampled answers and their clusters.
+#: What an API entry without log-probs keeps on open QA and code: sampled answers and their
+#: clusters.
 QA_WITHOUT_LOGPROBS = ["sampling_agreement", "largest_cluster_share", "semantic_entropy",
                        "n_semantic_sets"]  # fmt: skip
 
@@ -46,7 +47,7 @@ def test_without_logprobs_or_prompt_scores_qa_keeps_the_sampled_answers():
     plain, verbalized = get_task("triviaqa"), get_task({"task": "triviaqa", "verbalized": True})
     assert signals("qa", False, plain, logprobs=False) == QA_WITHOUT_LOGPROBS
     assert signals("qa", False, verbalized, logprobs=False) == [*QA_WITHOUT_LOGPROBS, "verbalized"]
-    assert signals("code", scores_prompts=False, logprobs=False) == ["sampling_agreement"]
+    assert signals("code", scores_prompts=False, logprobs=False) == QA_WITHOUT_LOGPROBS
     assert signals("multiple_choice", logprobs=False) == []
 
 
@@ -99,7 +100,7 @@ def test_the_runtime_says_whether_a_model_returns_logprobs(spec, returns, scores
         assert "confidence" in plan.pair_signals("m", spec, code)
     else:
         assert plan.pair_signals("m", spec, qa) == QA_WITHOUT_LOGPROBS
-        assert plan.pair_signals("m", spec, code) == ["sampling_agreement"]
+        assert plan.pair_signals("m", spec, code) == QA_WITHOUT_LOGPROBS
 
 
 def test_every_local_runtime_returns_logprobs():

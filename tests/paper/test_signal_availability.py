@@ -45,23 +45,27 @@ EXPECTED = {
         "verbalized (option off)",
     ),
     # min_token_prob's comparison is removed from the tree below
-    ("local", "humaneval"): ("confidence, geometric_mean, sampling_agreement",
+    ("local", "humaneval"): ("confidence, geometric_mean, sampling_agreement, "
+                             "largest_cluster_share, semantic_entropy, "
+                             "semantic_entropy_weighted, n_semantic_sets",
                              "min_token_prob (not in the results)"),
     ("chat", "triviaqa"): (
         "confidence, geometric_mean, min_token_prob, sampling_agreement, largest_cluster_share, "
         "semantic_entropy, semantic_entropy_weighted, n_semantic_sets",
         "p_true (no prompt scoring); verbalized (option off)",
     ),
-    ("chat", "humaneval"): ("confidence, geometric_mean, min_token_prob, sampling_agreement",
-                            "none"),
+    ("chat", "humaneval"): ("confidence, geometric_mean, min_token_prob, sampling_agreement, "
+                            "largest_cluster_share, semantic_entropy, "
+                            "semantic_entropy_weighted, n_semantic_sets", "none"),
     ("nolp", "triviaqa"): (
         "sampling_agreement, largest_cluster_share, semantic_entropy, n_semantic_sets",
         f"confidence ({TOKEN}); geometric_mean ({TOKEN}); min_token_prob ({TOKEN}); p_true (no "
         f"prompt scoring); semantic_entropy_weighted ({TOKEN}); verbalized (option off)",
     ),
-    ("nolp", "humaneval"): ("sampling_agreement",
+    ("nolp", "humaneval"): ("sampling_agreement, largest_cluster_share, semantic_entropy, "
+                            "n_semantic_sets",
                             f"confidence ({TOKEN}); geometric_mean ({TOKEN}); min_token_prob "
-                            f"({TOKEN})"),
+                            f"({TOKEN}); semantic_entropy_weighted ({TOKEN})"),
 }  # fmt: skip
 
 
@@ -137,4 +141,4 @@ def test_written_and_shown_beside_the_signals_table(tree: Results, tmp_path: Pat
     assert section.index("Which signals each model had") > section.index("| PRR ")
     shown = section[section.index("Which signals each model had") :].splitlines()
     row = next(line for line in shown if "| nolp " in line and "humaneval" in line)
-    assert "| sampling_agreement " in row and f"confidence ({TOKEN})" in row
+    assert "| sampling_agreement, " in row and f"confidence ({TOKEN})" in row

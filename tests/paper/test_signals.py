@@ -266,10 +266,22 @@ def test_verbalized_replies_are_counted_by_status(tmp_path: Path):
     graded.to_parquet(root / "graded" / SMALL / "triviaqa.parquet")
     graded[["item_id", "correct"]].to_parquet(root / "graded" / SMALL / "mmlu.parquet")
     table = verbalized_replies(Results(root))
-    assert table[["model", "task", "items"]].values.tolist() == [[SMALL, "triviaqa", 7]]
+    assert table[["model", "task", "form", "items"]].values.tolist() == [
+        [SMALL, "triviaqa", "one-stage", 7]
+    ]
     row = table.iloc[0]
     assert {s: row[s] for s in STATUSES} == {s: statuses.count(s) for s in STATUSES}
     assert sum(row[s] for s in STATUSES) == row["items"]
-    assert row["guess_accuracy"] == pytest.approx(3 / 7)
+    assert row["answer_accuracy"] == pytest.approx(3 / 7)
+    # two-stage replies are counted in their own row, about the graded answers
+    two_stage = ["ok", "no_probability", "ok", "ok", "empty", "ok", "ok"]
+    graded["verbalized_two_stage_status"] = two_stage
+    graded["correct"] = [True, True, False, False, False, False, False]
+    graded.to_parquet(root / "graded" / SMALL / "triviaqa.parquet")
+    table = verbalized_replies(Results(root))
+    assert table["form"].tolist() == ["one-stage", "two-stage"]
+    row = table.iloc[1]
+    assert {s: row[s] for s in STATUSES} == {s: two_stage.count(s) for s in STATUSES}
+    assert row["answer_accuracy"] == pytest.approx(2 / 7)
     (tmp_path / "none").mkdir()
     assert verbalized_replies(Results(tmp_path / "none")).empty

@@ -403,3 +403,86 @@ def test_verbalized_requests_and_grading(trivia):
     assert "verbalized" not in signals("qa", task=trivia)
     with pytest.raises(InputError, match="verbalized"):
         TriviaQATask(verbalized="yes")
+
+
+def test_review_round_two_stage_and_reflection(trivia):
+    """The review round's requests follow the greedy answers; the two-stage reply is parsed
+    with its status kept; P(True) after reflection comes from the follow-up's reflect_ pair,
+    whose context is the review prompt, the model's review and the plain P(True) prompt."""
+    from calibbench.confidence.signals import signals
+    from calibbench.confidence.verbalized import (
+        reflection_p_true_context,
+        reflection_prompt,
+        two_stage_prompt,
+    )
+
+    task = TriviaQATask(n_samples=0, two_stage=True, reflection=True)
+    items, records, _, _, _ = synthetic()
+    greedy = records[records["request_id"].str.endswith("/greedy")]
+    assert trivia.review_requests(items, greedy) is None and not trivia.has_review
+    review = task.review_requests(items, greedy)
+    assert requests_kind(review) == "generate"
+    assert review["request_id"].tolist() == [
+        f"q{i}/{s}" for i in (1, 2, 3) for s in ("verbal2", "review")
+    ]
+    answers = ["Paris", "Christopher Marlowe", ""]
+    questions = items["question"].tolist()
+    assert review["prompt"].tolist() == [
+        p
+        for q, a in zip(questions, answers, strict=True)
+        for p in (two_stage_prompt(q, a, cue=True), reflection_prompt(q, a))
+    ]
+    assert review["prompt"].iloc[0].endswith("\n\nProbability:")
+    assert (review["temperature"] == 0.0).all()
+    assert review["max_tokens"].tolist() == [10, 48] * 3
+    reviews = pd.DataFrame({
+        "request_id": review["request_id"],
+        "texts": [[" 0.8"], [" The capital is Paris. End of review."], [" 85"],
+                  [" Hamlet is by Shakespeare, not Marlowe."], [" <the probability>"], [""]],
+        "token_logprobs": [[[-0.1]]] * 6,
+    })  # fmt: skip
+
+    # the follow-up needs the reviews, and has both P(True) pairs per item
+    with pytest.raises(InputError, match="review records"):
+        task.followup_requests(items, greedy)
+    scored = task.followup_requests(items, greedy, reviews)
+    assert scored["request_id"].tolist() == [
+        f"q{i}/{n}_{s}" for i in (1, 2, 3) for n in ("ptrue", "reflect") for s in ("yes", "no")
+    ]
+    plain = p_true_context(questions[1], answers[1])
+    assert scored["context"].iloc[4] == plain
+    assert scored["context"].iloc[6] == reflection_p_true_context(
+        questions[1], answers[1], " Hamlet is by Shakespeare, not Marlowe.", plain
+    )
+    assert scored["context"].iloc[6].endswith("End of review.\n\n" + plain)
+    assert scored["context"].iloc[2].count("End of review.") == 2  # the prompt's and the end
+
+    checks = pd.DataFrame({
+        "request_id": scored["request_id"],
+        "logprob": [-1.0, -2.0, -0.5, -3.0, -3.0, -0.5, -4.0, -0.2, -2.0, -2.0, -1.0, -1.0],
+    })  # fmt: skip
+    graded = task.grade(items, greedy, checks, reviews)
+    assert graded["verbalized_two_stage_status"].tolist() == ["ok", "out_of_range",
+                                                              "no_probability"]  # fmt: skip
+    assert graded["verbalized_two_stage"].iloc[0] == 0.8
+    assert graded["verbalized_two_stage"].iloc[1:].isna().all()  # never a made-up number
+    pairs = np.exp(checks["logprob"].to_numpy()).reshape(3, 2, 2)  # item, (ptrue, reflect), y/n
+    expected = pairs[:, :, 0] / pairs.sum(axis=2)
+    assert graded["p_true"].tolist() == pytest.approx(expected[:, 0].tolist())
+    assert graded["p_true_reflection"].tolist() == pytest.approx(expected[:, 1].tolist())
+    # a model without scored follow-ups: P(True) after reflection is missing, not invented
+    assert graded.columns.tolist() == task.grade(items, greedy, None, reviews).columns.tolist()
+    assert task.grade(items, greedy, None, reviews)["p_true_reflection"].isna().all()
+    with pytest.raises(InputError, match="review records"):
+        task.grade(items, greedy, checks)
+    with pytest.raises(InputError, match="'q2/verbal2'"):
+        task.grade(items, greedy, checks, reviews.drop(index=2))
+
+    # the registry plans them only with their options, P(True) after reflection only for a
+    # model that scores text
+    assert {"verbalized_two_stage", "p_true_reflection"} <= set(signals("qa", task=task))
+    assert "p_true_reflection" not in signals("qa", scores_prompts=False, task=task)
+    assert not {"verbalized_two_stage", "p_true_reflection"} & set(signals("qa", task=trivia))
+    for option in ("two_stage", "reflection"):
+        with pytest.raises(InputError, match=option):
+            TriviaQATask(**{option: 1})

@@ -20,12 +20,23 @@ rule prepare:
         " --out {params.out} > {log} 2>&1"
 
 
-# One collection per model, task and set of requests: the task's own ("answers") or the
-# follow-up requests built from the answers ("followup", P(True) on QA).
+# One collection per model, task and set of requests: the task's own ("answers"), the review
+# requests built from the answers ("review": two-stage verbalized confidence, self-reflection on
+# QA) and the scored follow-up requests built from both ("followup": P(True) on QA).
 def requests_of(wc):
     if wc.requests == "answers":
         return f"{RESULTS}/tasks/{wc.task}/requests.parquet"
-    return f"{RESULTS}/collect/{wc.model}/{wc.task}/followup_requests.parquet"
+    return f"{RESULTS}/collect/{wc.model}/{wc.task}/{wc.requests}_requests.parquet"
+
+
+def review_records(wc):
+    if has_review(wc.model, wc.task):
+        return f"{RESULTS}/collect/{wc.model}/{wc.task}/review/records.parquet"
+    return []
+
+
+def review_option(wc, input):
+    return f"--review-records {input.review}" if input.review else ""
 
 
 rule collect:
@@ -40,7 +51,7 @@ rule collect:
         spec=lambda wc: quoted_json(spec(wc.model)),
         out=lambda wc, output: Path(output.records).parent,
     wildcard_constraints:
-        requests="answers|followup",
+        requests="answers|review|followup",
         model=one_of(MODELS),
     threads: lambda wc: model_threads(wc.model)
     log:
@@ -55,17 +66,35 @@ rule collect:
         " --n-bins {config[n_bins]} --temperatures {TEMPERATURES} --no-progress > {log} 2>&1"
 
 
+rule review_requests:
+    input:
+        task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
+        records=f"{RESULTS}/collect/{{model}}/{{task}}/answers/records.parquet",
+    output:
+        f"{RESULTS}/collect/{{model}}/{{task}}/review_requests.parquet",
+    params:
+        name=lambda wc: task_spec(wc)[0],
+        spec=lambda wc: task_spec(wc)[1],
+    log:
+        f"{LOGS}/review/{{model}}/{{task}}.log",
+    shell:
+        "calibbench review --task {params.name} --spec {params.spec} --items {input.task_items}"
+        " --records {input.records} --out {output} > {log} 2>&1"
+
+
 rule followup_requests:
     input:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
         records=f"{RESULTS}/collect/{{model}}/{{task}}/answers/records.parquet",
+        review=review_records,
     output:
         f"{RESULTS}/collect/{{model}}/{{task}}/followup_requests.parquet",
     params:
         name=lambda wc: task_spec(wc)[0],
         spec=lambda wc: task_spec(wc)[1],
+        review=review_option,
     log:
         f"{LOGS}/followup/{{model}}/{{task}}.log",
     shell:
         "calibbench followup --task {params.name} --spec {params.spec} --items {input.task_items}"
-        " --records {input.records} --out {output} > {log} 2>&1"
+        " --records {input.records} {params.review} --out {output} > {log} 2>&1"

@@ -80,6 +80,10 @@ def has_followup(model, task):
     return model in MODELS and plan.has_followup(model, spec(model), TASK[task])
 
 
+def has_review(model, task):
+    return model in MODELS and plan.has_review(model, spec(model), TASK[task])
+
+
 def accumulates(model, task):
     return model in MODELS and plan.accumulates(model, spec(model), TASK[task])
 

@@ -11,12 +11,14 @@ rule grade:
         task_items=f"{RESULTS}/tasks/{{task}}/items.parquet",
         records=f"{RESULTS}/collect/{{model}}/{{task}}/answers/records.parquet",
         followup=followup_records,
+        review=review_records,
     output:
         f"{RESULTS}/graded/{{model}}/{{task}}.parquet",
     params:
         name=lambda wc: task_spec(wc)[0],
         spec=lambda wc: task_spec(wc)[1],
         followup=lambda wc, input: f"--followup-records {input.followup}" if input.followup else "",
+        review=review_option,
     threads: lambda wc: model_threads(wc.model)
     log:
         f"{LOGS}/grade/{{model}}/{{task}}.log",
@@ -24,4 +26,4 @@ rule grade:
         runtime=120,
     shell:
         "calibbench grade --task {params.name} --spec {params.spec} --items {input.task_items}"
-        " --records {input.records} {params.followup} --out {output} > {log} 2>&1"
+        " --records {input.records} {params.followup} {params.review} --out {output} > {log} 2>&1"

@@ -300,6 +300,18 @@ def _check_model_tasks(
                     f"can run under models.{model}.tasks (multiple choice can instead read the "
                     "answer letter: format: letter, answer: first_token)"
                 )
+        if (
+            runtime
+            and name in tasks
+            and tasks[name].needs_scored_followup
+            and not runtime.scores_prompts(entry["spec"])
+        ):
+            problems.append(
+                f"models.{model}.tasks: {name!r} has the model judge its own answers in scored "
+                f"follow-up requests (equivalence: model), which this model cannot score "
+                f"({_why_no_scores(entry['spec'])}); use equivalence: normalised for it (a task "
+                "entry of its own) or leave the task out of its list"
+            )
 
 
 def _why_no_scores(spec: dict[str, Any]) -> str:

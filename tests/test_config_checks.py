@@ -137,6 +137,23 @@ def test_a_model_without_logprobs_runs_only_tasks_graded_from_text():
     check_config(config)
 
 
+def test_model_judged_clusters_need_a_model_that_scores_text():
+    """equivalence: model asks the model to judge its samples in scored follow-ups: refused at
+    start-up for a model that cannot score text, with the fix named; fine for a local model."""
+    judged = {"spec": {"task": "triviaqa", "n_samples": 3, "equivalence": "model"}}
+    api = {"spec": {"runtime": "openai", "serve": "smollm2-135m"}, "tasks": ["judged"]}
+    config = _config(api=api)
+    config["tasks"]["judged"] = judged
+    (problem,) = _problems(config)
+    assert problem.startswith("models.api.tasks: 'judged' has the model judge its own answers")
+    assert "equivalence: normalised" in problem
+    config["models"]["api"]["spec"]["logprobs"] = False  # nor one without log-probs
+    (problem,) = _problems(config)
+    assert "equivalence: model" in problem
+    local = {"spec": {"runtime": "llamacpp", "builtin": "smollm2-135m"}, "tasks": ["judged"]}
+    check_config(_config(local=local) | {"tasks": {"judged": judged}})
+
+
 @pytest.mark.parametrize("value", ["false", 0, None])
 def test_logprobs_must_be_true_or_false(value):
     spec = {"runtime": "openai", "base_url": "http://x/v1", "logprobs": value}

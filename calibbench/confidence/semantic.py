@@ -14,6 +14,14 @@ From the labels (n answers, C clusters), with p_c the share of cluster c:
 - `n_semantic_sets`: C.
 - `largest_cluster_share`: max_c n_c / n, a confidence in [1/n, 1].
 
+Equivalence judged by a model (the evaluated model itself, for answers that normalisation
+does not match): `same_meaning_context(question, a, b)` asks whether answer a means the same as
+answer b, in the format of Kadavath et al.'s P(True) question, and the scored continuations
+`SAME_MEANING_CONTINUATIONS` (" (A)" yes, " (B)" no) give P(yes) = P(A) / (P(A) + P(B));
+`judged_equivalence` turns those judgements into `same(a, b)`: equal texts are the same, and
+two different texts are when P(yes) > 1/2 asked in both orders (bidirectional, as Kuhn et al.
+require entailment both ways).
+
 Entropies and set counts are not probabilities: the recalibration methods fitted on a
 calibration split turn them into confidences, never a hand-set formula.
 """
@@ -26,6 +34,36 @@ import numpy as np
 from scipy.special import logsumexp
 
 from calibbench.errors import InputError
+
+#: Continuations scored after `same_meaning_context`: yes, no.
+SAME_MEANING_CONTINUATIONS = (" (A", " (B")
+
+
+def same_meaning_context(question: str, a: str, b: str) -> str:
+    """The judge's question whether answer `a` to `question` means the same as answer `b`,
+    ending before the scored continuations `SAME_MEANING_CONTINUATIONS`."""
+    return (
+        f"Question: {question}\nAnswer 1: {a}\nAnswer 2: {b}\n"
+        "Does Answer 1 mean the same as Answer 2, as an answer to the question?\n"
+        " (A) Yes\n (B) No\nThe correct option is:"
+    )
+
+
+def judged_equivalence(p_yes: dict[tuple[str, str], float]) -> Callable[[str, str], bool]:
+    """`same(a, b)` from judgements `p_yes[(a, b)]` (P(yes) that a means the same as b): true
+    for equal texts, else when both orders' P(yes) exceed 1/2. InputError names a pair of
+    different texts without a judgement."""
+
+    def same(a: str, b: str) -> bool:
+        if a == b:
+            return True
+        for pair in ((a, b), (b, a)):
+            if pair not in p_yes:
+                raise InputError(f"judged_equivalence: no judgement of {pair[0]!r} against "
+                                 f"{pair[1]!r}")  # fmt: skip
+        return p_yes[(a, b)] > 0.5 and p_yes[(b, a)] > 0.5
+
+    return same
 
 
 def cluster_answers(

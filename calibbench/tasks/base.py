@@ -73,6 +73,12 @@ class Task(ABC):
         """Requests for `calibbench.collect` (one kind per table) for these items."""
 
     @property
+    def needs_scored_followup(self) -> bool:
+        """Whether signals other than P(True) come from scored follow-up requests, so the task
+        needs a model that scores text even where P(True) alone would be left out."""
+        return False
+
+    @property
     def has_review(self) -> bool:
         """Whether the task (with its options) has review requests (see `review_requests`)."""
         return False

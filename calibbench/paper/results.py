@@ -35,7 +35,8 @@ from calibbench.errors import InputError
 TUNING_SIGNAL = "calibration_tuning"
 #: Metrics of the answer-level summaries, in table order.
 METRICS = ("accuracy", "mean_confidence", "overconfidence", "ece", "ece_mass", "ece_l2", "mce",
-           "brier", "nll", "auroc", "aurc", "prr")  # fmt: skip
+           "brier", "nll", "auroc", "aurc", "prr", "aurac", "ace", "rmsce", "ece_helm",
+           "smooth_ece")  # fmt: skip
 
 
 def _json(path: Path) -> Any:

@@ -18,10 +18,12 @@
   the registry (`calibbench.confidence.signals`; calibration-tuning and signals outside the
   registry are left out), ordered by kind (multiple choice, open-ended QA, code, then others),
   task, model and the registry's signal order. Columns: whether the signal is a probability,
-  test items, raw ECE (NaN for a score, which is not a probability), ECE after Platt scaling
-  fitted on the calibration half (the same fitted map for every signal, so the calibration each
-  can reach is comparable) and the raw signal's ranking metrics AUROC and PRR (prediction-
-  rejection ratio: 0 random, 1 oracle), each with its interval.
+  test items, raw ECE and smooth ECE (Błasiok & Nakkiran's, through relplot, without an
+  interval; both NaN for a score, which is not a probability), ECE after Platt scaling fitted
+  on the calibration half (the same fitted map for every signal, so the calibration each can
+  reach is comparable) and the raw signal's ranking metrics AUROC, PRR (prediction-rejection
+  ratio: 0 random, 1 oracle) and AURAC (area under the accuracy-rejection curve), each with its
+  interval but smooth ECE.
 - `signal_availability`: which of its kind's registered signals each model x task had (those
   with a comparison in the results) and why each other one is missing: "no prompt scoring" (it
   needs a follow-up scored as given text, which the model cannot score), "no token log-probs"
@@ -199,9 +201,8 @@ def signal_comparison(results: Results) -> pd.DataFrame:
     if part.empty:
         return pd.DataFrame()
     keys = ["model", "task", "signal"]
-    raw = _wide(part[part["method"] == "raw"], ("ece", "auroc", "prr")).drop(
-        columns=["method", "best", "error"]
-    )
+    raw = _wide(part[part["method"] == "raw"], ("ece", "smooth_ece", "auroc", "prr", "aurac"))
+    raw = raw.drop(columns=["method", "best", "error", "smooth_ece_low", "smooth_ece_high"])
     platt = (
         _metric(part[part["method"] == "platt"], "ece")
         .drop(columns="method")
@@ -226,8 +227,9 @@ def signal_comparison(results: Results) -> pd.DataFrame:
         kind_rank=table["kind"].map(lambda k: order.get(k, len(order))),
         signal_rank=table["signal"].map(rank),
     ).sort_values(["kind_rank", "kind", "task", "model", "signal_rank"])
-    columns = ["kind", "task", "model", "signal", "probability", "n_test"]
-    columns += [f"{m}{end}" for m in ("ece", "ece_platt", "auroc", "prr")
+    columns = ["kind", "task", "model", "signal", "probability", "n_test", "ece", "ece_low",
+               "ece_high", "smooth_ece"]  # fmt: skip
+    columns += [f"{m}{end}" for m in ("ece_platt", "auroc", "prr", "aurac")
                 for end in ("", "_low", "_high")]  # fmt: skip
     return table[columns].reset_index(drop=True)
 

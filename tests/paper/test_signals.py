@@ -17,6 +17,7 @@ from test_figures import BIG, SMALL, add_case, add_collection, add_task, method_
 from calibbench.confidence.signals import BY_NAME, SIGNALS
 from calibbench.metrics.binned import ece
 from calibbench.metrics.rejection import prr
+from calibbench.metrics.smooth import smooth_ece
 from calibbench.paper.document import (
     NOT_SUPPORTED,
     SUPPORTED,
@@ -116,13 +117,19 @@ def test_each_row_matches_its_test_predictions(tree: Results):
         assert row.n_test == len(raw) == N
         assert row.auroc == pytest.approx(_brute_auroc(conf, correct)), row
         assert row.prr == pytest.approx(prr(conf, correct)), row
+        # AURAC: mean accuracy over every rejection level, by brute force (no ties here)
+        kept = correct[np.argsort(-conf, kind="stable")]
+        brute = np.mean([kept[:k].mean() for k in range(1, N + 1)])
+        if len(np.unique(conf)) == N:
+            assert row.aurac == pytest.approx(brute), row
         assert row.auroc_low <= row.auroc <= row.auroc_high
         probability = BY_NAME[row.signal].probability
         assert row.probability == ("yes" if probability else "no")
         if probability:
             assert row.ece == pytest.approx(ECE10(conf, correct)), row
+            assert row.smooth_ece == pytest.approx(smooth_ece(conf, correct)), row
         else:
-            assert np.isnan([row.ece, row.ece_low, row.ece_high]).all(), row
+            assert np.isnan([row.ece, row.ece_low, row.ece_high, row.smooth_ece]).all(), row
         if (row.task, row.signal) == ("humaneval", "geometric_mean"):
             assert np.isnan(row.ece_platt)
         else:

@@ -54,6 +54,20 @@ def test_collect_benchmark_runs():
     assert "calibbench collect, 1 temperature" in out
 
 
+@pytest.mark.model
+def test_signal_cost_benchmark_runs_and_costs_every_signal():
+    out = _run("bench/signal_cost.py", "--quick")
+    rows = [[x.strip() for x in line.split("|")[1:-1]] for line in out.splitlines()
+            if line.startswith(("| triviaqa ", "| humaneval "))]  # fmt: skip
+    groups = {(r[0], r[1]): r for r in rows if len(r) == 10}
+    assert float(groups[("triviaqa", "greedy")][9]) == 1.0  # x greedy of the answer itself
+    assert float(groups[("triviaqa", "samples")][3]) == 3.0  # n_samples calls per item
+    assert float(groups[("triviaqa", "ptrue")][6]) > 0  # scored tokens
+    costed = {(r[0], r[1]) for r in rows if len(r) == 5}
+    assert ("triviaqa", "p_true_reflection") in costed
+    assert ("humaneval", "semantic_entropy") in costed
+
+
 def test_monitor_benchmark_runs_and_agrees_with_pandas():
     out = _run("bench/monitor.py", "--quick")
     rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| 200000 ")]

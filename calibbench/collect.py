@@ -4,7 +4,8 @@ Requests are a table with a unique `request_id` and one `kind` for all rows:
 
 - "loglikelihood": columns context, continuation;
 - "generate": prompt, and optionally max_tokens, temperature, top_p, n, seed, stop (list of
-  strings), top_logprobs;
+  strings), top_logprobs, chat (bool: the prompt is a user message for the model's chat
+  template);
 - "score": text.
 
 `collect` works through the requests in chunks. Each finished chunk is written atomically to
@@ -54,7 +55,8 @@ KINDS = {
     "generate": ("prompt",),
     "score": ("text",),
 }
-_GENERATION_FIELDS = ("max_tokens", "temperature", "top_p", "n", "seed", "stop", "top_logprobs")
+_GENERATION_FIELDS = ("max_tokens", "temperature", "top_p", "n", "seed", "stop", "top_logprobs",
+                      "chat")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,8 @@ def _generation_request(row: dict[str, Any]) -> GenerationRequest:
     for key in ("max_tokens", "n", "seed", "top_logprobs"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
+    if "chat" in kwargs and isinstance(kwargs["chat"], (bool, np.bool_)):
+        kwargs["chat"] = bool(kwargs["chat"])
     return GenerationRequest(prompt=row["prompt"], **kwargs)
 
 

@@ -55,7 +55,9 @@ class GenerationRequest:
     with seeds seed, seed + 1, ...; generation stops at any of `stop` (the stop text is not part
     of the result's text; the log-probs of its tokens are kept, see `Completion`) or after
     `max_tokens`. `top_logprobs` alternatives (0..MAX_TOP_LOGPROBS) are
-    kept per generated position."""
+    kept per generated position. With `chat`, `prompt` is one user message: the runtime applies
+    the model's chat template (with the assistant turn opened) and continues that; a model
+    without a chat template raises InputError."""
 
     prompt: str
     max_tokens: int = 64
@@ -65,6 +67,7 @@ class GenerationRequest:
     seed: int = 0
     stop: tuple[str, ...] = ()
     top_logprobs: int = 5
+    chat: bool = False
 
 
 @dataclass(frozen=True)
@@ -218,6 +221,8 @@ def check_generation(i: int, request: GenerationRequest) -> None:
         raise InputError(
             f"{where}.top_logprobs: expected 0..{MAX_TOP_LOGPROBS}, got {request.top_logprobs!r}"
         )
+    if not isinstance(request.chat, bool):
+        raise InputError(f"{where}.chat: expected true or false, got {request.chat!r}")
     if isinstance(request.stop, str) or not all(isinstance(s, str) and s for s in request.stop):
         raise InputError(
             f"{where}.stop: expected a tuple of non-empty strings, got {request.stop!r}"
@@ -306,6 +311,15 @@ class LocalRuntime(ModelRuntime):
     def tokenize(self, text: str) -> list[int]:
         """Token ids of `text` as the model sees it: BOS first where the model uses one."""
 
+    def chat_ids(self, message: str) -> list[int]:
+        """Token ids of `message` as the one user turn of the model's chat template, the
+        assistant's turn opened (BOS first where the model uses one). InputError where the model
+        has no chat template."""
+        raise InputError(
+            f"{type(self).__name__}: this runtime applies no chat template; a chat request needs "
+            "an instruction-tuned model on a runtime that has one (llamacpp, hf)"
+        )
+
     @abstractmethod
     def _length_limit(self) -> tuple[str, int]:
         """(option name, value) of the most tokens a sequence may have, e.g. ("n_ctx", 2048)."""
@@ -368,7 +382,10 @@ class LocalRuntime(ModelRuntime):
         return self._score_tokens(encoded, accumulator)
 
     def _generate(self, requests: Sequence[GenerationRequest]) -> list[GenerationResult]:
-        prompts = [self.tokenize(request.prompt) or [self._prefix] for request in requests]
+        prompts = [
+            (self.chat_ids(r.prompt) if r.chat else self.tokenize(r.prompt)) or [self._prefix]
+            for r in requests
+        ]
         for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
             self._check_length(
                 f"requests[{i}] (prompt + max_tokens)", len(prompt) + request.max_tokens

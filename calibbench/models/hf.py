@@ -337,6 +337,21 @@ class HFModel(LocalRuntime):
         """Token ids of `text` as the model sees it: BOS first where the model uses one."""
         return self._bos + self._encode(text)
 
+    def chat_ids(self, message: str) -> list[int]:
+        """`message` as the one user turn of the tokenizer's chat template
+        (`apply_chat_template`, the assistant's turn opened); BOS first where the model uses one
+        and the template did not write it."""
+        if not getattr(self._tokenizer, "chat_template", None):
+            raise InputError(
+                f"{self._name}: the tokenizer has no chat template; a chat request needs an "
+                "instruction-tuned model"
+            )
+        text = self._tokenizer.apply_chat_template(
+            [{"role": "user", "content": message}], add_generation_prompt=True, tokenize=False
+        )
+        ids = self._encode(text)
+        return ids if ids[: len(self._bos)] == self._bos else self._bos + ids
+
     def _encode(self, text: str) -> list[int]:
         return self._tokenizer(text, add_special_tokens=False)["input_ids"]
 

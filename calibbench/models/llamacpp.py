@@ -125,6 +125,33 @@ class LlamaCppModel(LocalRuntime):
         """Token ids of `text` as the model sees it: BOS first where the model uses one."""
         return self._llm.tokenize(text.encode("utf-8"), add_bos=self._add_bos, special=False)
 
+    def chat_ids(self, message: str) -> list[int]:
+        """`message` as the one user turn of the GGUF's chat template (its
+        `tokenizer.chat_template`, rendered by llama-cpp-python's Jinja formatter with the
+        assistant's turn opened), tokenized with special tokens; BOS first where the model uses
+        one and the template did not write it."""
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise InputError(
+                f"{self._name}: the GGUF file has no chat template (tokenizer.chat_template); a "
+                "chat request needs an instruction-tuned model"
+            )
+        piece = self._piece
+        formatter = Jinja2ChatFormatter(
+            template=template,
+            eos_token=piece(self._vocab.token_eos()).decode("utf-8", errors="replace"),
+            bos_token=piece(self._vocab.token_bos()).decode("utf-8", errors="replace"),
+            add_generation_prompt=True,
+        )
+        text = formatter(messages=[{"role": "user", "content": message}]).prompt
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+        bos = self._vocab.token_bos()
+        if self._add_bos and (not ids or ids[0] != bos):
+            ids = [bos, *ids]
+        return ids
+
     def _length_limit(self) -> tuple[str, int]:
         return "n_ctx", self.n_ctx
 

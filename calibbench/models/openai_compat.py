@@ -312,7 +312,7 @@ class OpenAICompatModel(ModelRuntime):
         }
         if request.stop:
             fields["stop"] = list(request.stop)
-        chat = self.endpoint == "chat"
+        chat = self.endpoint == "chat" or request.chat  # a chat request goes to the chat endpoint
         if self.logprobs:
             fields |= (
                 {"logprobs": True, "top_logprobs": request.top_logprobs}

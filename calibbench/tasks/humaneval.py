@@ -11,10 +11,10 @@ paper's stop sequences, so a completion is the function's body.
 
 Instruction-tuned models (`chat=True`): the request's prompt is `chat_prompt(prompt)`, the
 instruction `CHAT_INSTRUCTION`, a blank line, and the item's prompt (right-stripped) in a
-```python block; with no stop sequences (the reply is a whole message) and at most
-`max_tokens`. No runtime here applies a chat template to a "generate" request except the
-OpenAI-compatible one with `endpoint: chat`, which sends the prompt as one user message (the
-server applies the model's template); local runtimes continue the instruction as plain text.
+```python block, sent as a chat request (`chat` true: one user message in the model's chat
+template, the assistant's turn opened; local runtimes apply the template of the GGUF file or
+tokenizer, an OpenAI-compatible server its own through the chat endpoint); with no stop
+sequences (the reply is a whole message) and at most `max_tokens`.
 The reply's code is `extract_code(reply)`: the first ```python (or ```py, ```python3) block,
 else the first ``` block of any language, else an opening fence never closed (a reply cut off
 at max_tokens) up to the end, else the whole reply; a blank reply (or block) is empty. That code
@@ -326,6 +326,8 @@ class HumanEvalTask(Task):
                 "stop": [] if self.chat else list(STOP),
                 "top_logprobs": self.top_logprobs,
             }
+            if self.chat:  # the prompt is a user message for the model's chat template
+                common["chat"] = True
             greedy = {"temperature": 0.0, "top_p": 1.0, "n": 1}
             rows.append({"request_id": f"{item_id}/greedy", **common, **greedy})
             if self.n_samples:

@@ -137,6 +137,45 @@ def test_greedy_chat_matches_llama_cpp_on_the_rendered_template(server, direct):
     check_against_greedy(result.completions[0], direct, ids, 10, 5)
 
 
+def test_a_chat_request_is_the_rendered_template_on_every_runtime(server, direct):
+    """`chat=True`: the prompt is one user message in the model's chat template. The API model
+    (completions endpoint) sends it to the chat endpoint, llama.cpp renders the GGUF template and
+    transformers its tokenizer's: the same token ids as llama-cpp-python's own rendering, and
+    the same greedy tokens as llama.cpp continuing them."""
+    from calibbench.models.hf import HFModel
+    from calibbench.models.llamacpp import LlamaCppModel
+
+    message = "Write a Python function that adds two numbers."
+    rendered = Jinja2ChatFormatter(
+        direct.metadata["tokenizer.chat_template"],
+        eos_token=direct.detokenize([direct.token_eos()], special=True).decode(),
+        bos_token=direct.detokenize([direct.token_bos()], special=True).decode(),
+    )(messages=[{"role": "user", "content": message}])
+    ids = direct.tokenize(rendered.prompt.encode(), add_bos=False, special=True)
+    request = GenerationRequest(message, max_tokens=10, chat=True)
+    api = OpenAICompatModel(server.base_url, extra_body=PLAIN_SAMPLING)
+    (result,) = api.generate([request])
+    check_against_greedy(result.completions[0], direct, ids, 10, 5)
+    out, _, _ = direct_greedy(direct, ids, 10)
+    with LlamaCppModel.builtin("smollm2-135m", n_ctx=512) as local:
+        assert local.chat_ids(message) == ids
+        (result,) = local.generate([request])
+        assert list(result.completions[0].token_ids) == out
+        template = local._llm.metadata.pop("tokenizer.chat_template")
+        with pytest.raises(InputError, match="no chat template"):
+            local.chat_ids(message)
+        local._llm.metadata["tokenizer.chat_template"] = template
+        # a plain request of the same text is not templated
+        assert (
+            local.generate([GenerationRequest(message, max_tokens=3)])[0].completions[0]
+            != (result.completions[0])
+        )
+    with HFModel.builtin("smollm2-135m", device="cpu") as hf:
+        assert hf.chat_ids(message) == ids
+    with pytest.raises(InputError, match=r"requests\[0\]\.chat"):
+        api.generate([GenerationRequest(message, chat="yes")])
+
+
 def test_stop_sequence_is_cut_from_the_text_and_its_tokens_are_kept(server, direct):
     """This llama.cpp server reports the stop sequence's tokens: they are kept, with their
     log-probs, through the one that completed it (as the local runtimes keep them)."""

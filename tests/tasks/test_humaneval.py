@@ -391,6 +391,8 @@ def test_chat_requests_and_grading_in_the_sandbox(items):
     assert expected.startswith(CHAT_INSTRUCTION)
     assert [list(s) for s in req["stop"]] == [[], []]
     assert req["max_tokens"].tolist() == [400, 400]
+    assert req["chat"].tolist() == [True, True]  # the runtime applies the chat template
+    assert "chat" not in HumanEvalTask().requests(item).columns  # plain requests unchanged
     right = f"Here is the function:\n\n```python\n{FIND_ZERO}```\n"
     wrong = f"```python\n{WRONG_ZERO}```"
     samples = [right, wrong, "I don't know."]

@@ -28,6 +28,7 @@ calibration split turn them into confidences, never a hand-set formula.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -123,6 +124,27 @@ def semantic_entropy(
 def n_semantic_sets(labels: Sequence[int] | np.ndarray) -> int:
     """The number of clusters among the answers."""
     return int(_counts(labels).size)
+
+
+#: The signals of clustered answers, in table order (see `cluster_signals`).
+CLUSTER_SIGNALS = ("largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
+                   "n_semantic_sets")  # fmt: skip
+
+
+def cluster_signals(
+    labels: Sequence[int] | np.ndarray, logprobs: Sequence[float] | np.ndarray
+) -> dict[str, float]:
+    """Every CLUSTER_SIGNALS value of answers with cluster `labels` (n,) and sequence log-probs
+    `logprobs` (n,): the weighted entropy is NaN when any log-prob is missing (not finite, e.g.
+    an answer stored without log-probs), the others never are."""
+    weighted = (
+        semantic_entropy(labels, logprobs)
+        if all(math.isfinite(lp) for lp in logprobs)
+        else math.nan
+    )
+    values = (largest_cluster_share(labels), semantic_entropy(labels), weighted,
+              float(n_semantic_sets(labels)))  # fmt: skip
+    return dict(zip(CLUSTER_SIGNALS, values, strict=True))
 
 
 def largest_cluster_share(labels: Sequence[int] | np.ndarray) -> float:

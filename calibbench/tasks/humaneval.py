@@ -82,12 +82,7 @@ import pandas as pd
 import pyarrow as pa
 
 from calibbench.confidence.functional import clustering_inputs, functional_equivalence
-from calibbench.confidence.semantic import (
-    cluster_answers,
-    largest_cluster_share,
-    n_semantic_sets,
-    semantic_entropy,
-)
+from calibbench.confidence.semantic import CLUSTER_SIGNALS, cluster_answers, cluster_signals
 from calibbench.confidence.sequence import sampling_agreement, token_signals
 from calibbench.errors import InputError
 from calibbench.tasks.base import DatasetInfo, Task
@@ -104,8 +99,6 @@ CHAT_INSTRUCTION = (
 #: Fence languages that mark a Python block in a reply.
 PYTHON_FENCES = ("python", "py", "python3")
 #: The meaning-level signals of the samples, in column order.
-CLUSTER_SIGNALS = ("largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
-                   "n_semantic_sets")  # fmt: skip
 
 _BLOCK = re.compile(r"```[ \t]*([^\n`]*)\n(.*?)```", re.DOTALL)
 _OPENED = re.compile(r"```[ \t]*[^\n`]*\n(.*)", re.DOTALL)
@@ -441,15 +434,7 @@ class HumanEvalTask(Task):
         same = functional_equivalence(
             base, item.entry_point, samples, inputs, self.timeout, self.limits, workers=1
         )
-        labels = cluster_answers(samples, same)
-        weighted = (
-            semantic_entropy(labels, weights)
-            if all(math.isfinite(w) for w in weights)
-            else math.nan
-        )
-        values = (largest_cluster_share(labels), semantic_entropy(labels), weighted,
-                  float(n_semantic_sets(labels)))  # fmt: skip
-        return dict(zip(CLUSTER_SIGNALS, values, strict=True)), source
+        return cluster_signals(cluster_answers(samples, same), weights), source
 
 
 class UserCodeTask(HumanEvalTask):

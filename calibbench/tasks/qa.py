@@ -78,13 +78,12 @@ import pandas as pd
 import pyarrow as pa
 
 from calibbench.confidence.semantic import (
+    CLUSTER_SIGNALS,
     SAME_MEANING_CONTINUATIONS,
     cluster_answers,
+    cluster_signals,
     judged_equivalence,
-    largest_cluster_share,
-    n_semantic_sets,
     same_meaning_context,
-    semantic_entropy,
 )
 from calibbench.confidence.sequence import p_true, sampling_agreement, token_signals
 from calibbench.confidence.verbalized import (
@@ -485,22 +484,13 @@ class _OpenQATask(Task):
         item_id: str,
     ) -> dict[str, float]:
         """The meaning-level signals of an item's samples (NaN each without samples)."""
-        names = ("largest_cluster_share", "semantic_entropy", "semantic_entropy_weighted",
-                 "n_semantic_sets")  # fmt: skip
         if not self.n_samples:
-            return dict.fromkeys(names, math.nan)
+            return dict.fromkeys(CLUSTER_SIGNALS, math.nan)
         record = _record(by_id, f"{item_id}/samples", "records")
         keys = [key for _, key in self._sample_keys(by_id, item_id)]
         labels = cluster_answers(keys, self._judged(by_id, checks, item_id))
         logprobs = [math.fsum(lp) if len(lp) else math.nan for lp in record["token_logprobs"]]
-        weighted = (
-            semantic_entropy(labels, logprobs)
-            if all(math.isfinite(lp) for lp in logprobs)
-            else math.nan
-        )
-        values = (largest_cluster_share(labels), semantic_entropy(labels), weighted,
-                  float(n_semantic_sets(labels)))  # fmt: skip
-        return dict(zip(names, values, strict=True))
+        return cluster_signals(labels, logprobs)
 
     def _judged(
         self,

@@ -56,8 +56,17 @@ def test_readme_main_command_plans_the_full_default_dag_on_a_fresh_clone(clone):
     assert "Nothing to be done" not in proc.stdout
     plan = planned_jobs(proc.stdout)
     default = yaml.safe_load((clone / "config" / "default.yaml").read_text())
-    # 9 model x task collections and SmolLM2's P(True) follow-up on TriviaQA
-    assert plan["collect"] == _expected_collections(default) + 1 == 10
+    # 10 model x task collections, SmolLM2's P(True) follow-up on TriviaQA, and the review
+    # round (two-stage verbalized, self-reflection) of the 3 models that run TriviaQA
+    reviews = sum(
+        1
+        for entry in default["models"].values()
+        for task in entry.get("tasks", list(default["tasks"]))
+        if {"two_stage", "reflection"} & {k for k, v in default["tasks"][task]["spec"].items()
+                                          if v is True}
+    )  # fmt: skip
+    assert reviews == 3
+    assert plan["collect"] == _expected_collections(default) + 1 + reviews == 14
     for stage in ("prepare", "grade", "split", "recalibrate", "compare", "sweep",
                   "calibration_tuning", "manifest", "paper_tables", "paper_figures",
                   "paper_document", "reproduction", "summary"):  # fmt: skip

@@ -385,11 +385,7 @@ class _OpenQATask(Task):
 
     def _distinct_samples(self, by_id: dict[str, dict[str, Any]], item_id: str) -> list[str]:
         """The first sample of each distinct non-empty normalised answer, in sample order."""
-        first: dict[str, str] = {}
-        for answer, key in self._sample_keys(by_id, item_id):
-            if key:
-                first.setdefault(key, answer)
-        return list(first.values())
+        return list(_distinct(self._sample_keys(by_id, item_id)).values())
 
     def grade(
         self,
@@ -424,8 +420,7 @@ class _OpenQATask(Task):
             if checks is None:
                 truth = math.nan
             else:
-                yes = _record(checks, f"{item_id}/ptrue_yes", "followup")["logprob"]
-                truth = p_true(yes, _record(checks, f"{item_id}/ptrue_no", "followup")["logprob"])
+                truth = _yes_share(checks, f"{item_id}/ptrue")
             rows.append(
                 {
                     "item_id": item_id,
@@ -457,9 +452,7 @@ class _OpenQATask(Task):
             out["verbalized_two_stage"] = math.nan if reply.confidence is None else reply.confidence
             out["verbalized_two_stage_status"] = reply.status
         if self.reflection and checks is not None:
-            yes = _record(checks, f"{item_id}/reflect_yes", "followup")["logprob"]
-            no = _record(checks, f"{item_id}/reflect_no", "followup")["logprob"]
-            out["p_true_reflection"] = p_true(yes, no)
+            out["p_true_reflection"] = _yes_share(checks, f"{item_id}/reflect")
         return out
 
     def _verbalized(
@@ -487,18 +480,20 @@ class _OpenQATask(Task):
         if not self.n_samples:
             return dict.fromkeys(CLUSTER_SIGNALS, math.nan)
         record = _record(by_id, f"{item_id}/samples", "records")
-        keys = [key for _, key in self._sample_keys(by_id, item_id)]
-        labels = cluster_answers(keys, self._judged(by_id, checks, item_id))
+        pairs = self._sample_keys(by_id, item_id)
+        keys = [key for _, key in pairs]
+        labels = cluster_answers(keys, self._judged(pairs, checks, item_id))
         logprobs = [math.fsum(lp) if len(lp) else math.nan for lp in record["token_logprobs"]]
         return cluster_signals(labels, logprobs)
 
     def _judged(
         self,
-        by_id: dict[str, dict[str, Any]],
+        samples: list[tuple[str, str]],
         checks: dict[str, dict[str, Any]] | None,
         item_id: str,
     ) -> Any:
-        """`same` over normalised keys for the model-judged equivalence (None: key equality)."""
+        """`same` over the normalised keys of `samples` ((answer, key) pairs, `_sample_keys`)
+        for the model-judged equivalence (None: key equality)."""
         if self.equivalence != "model":
             return None
         if checks is None:
@@ -506,16 +501,13 @@ class _OpenQATask(Task):
                 f"{self.name}: equivalence 'model' needs the follow-up records (the model's "
                 "judgements of its samples); collect the follow-up requests and pass them"
             )
-        texts = self._distinct_samples(by_id, item_id)
-        keys = [normalise_answer(t, self.rules) for t in texts]
+        keys = list(_distinct(samples))
         p_yes: dict[tuple[str, str], float] = {}
         for i, a in enumerate(keys):
             p_yes[(a, "")] = p_yes[("", a)] = 0.0  # an empty answer is only like another one
             for j, b in enumerate(keys):
                 if i != j:
-                    yes = _record(checks, f"{item_id}/same_{i}_{j}_yes", "followup")["logprob"]
-                    no = _record(checks, f"{item_id}/same_{i}_{j}_no", "followup")["logprob"]
-                    p_yes[(a, b)] = p_true(yes, no)
+                    p_yes[(a, b)] = _yes_share(checks, f"{item_id}/same_{i}_{j}")
         return judged_equivalence(p_yes)
 
     def _agreement(self, by_id: dict[str, dict[str, Any]], item_id: str, answer: str) -> float:
@@ -624,6 +616,21 @@ def _record(by_id: dict[str, dict[str, Any]], request_id: str, source: str) -> d
             "(same task options) first"
         )
     return by_id[request_id]
+
+
+def _distinct(samples: list[tuple[str, str]]) -> dict[str, str]:
+    """Each distinct non-empty key of (answer, key) `samples` with its first answer, in order."""
+    first: dict[str, str] = {}
+    for answer, key in samples:
+        if key:
+            first.setdefault(key, answer)
+    return first
+
+
+def _yes_share(checks: dict[str, dict[str, Any]], prefix: str) -> float:
+    """P(yes) = P(A) / (P(A) + P(B)) from the scored pair `prefix`_yes and `prefix`_no."""
+    yes = _record(checks, f"{prefix}_yes", "followup")["logprob"]
+    return p_true(yes, _record(checks, f"{prefix}_no", "followup")["logprob"])
 
 
 def _greedy_answer(by_id: dict[str, dict[str, Any]], item_id: str) -> str:

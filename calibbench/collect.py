@@ -5,7 +5,9 @@ Requests are a table with a unique `request_id` and one `kind` for all rows:
 - "loglikelihood": columns context, continuation;
 - "generate": prompt, and optionally max_tokens, temperature, top_p, n, seed, stop (list of
   strings), top_logprobs, chat (bool: the prompt is a user message for the model's chat
-  template);
+  template), logprobs (bool: whether the completions' tokens and log-probs are used; an API
+  model asks for none when false; a table without the column, as written before it existed,
+  reads as true);
 - "score": text.
 
 `collect` works through the requests in chunks. Each finished chunk is written atomically to
@@ -56,7 +58,7 @@ KINDS = {
     "score": ("text",),
 }
 _GENERATION_FIELDS = ("max_tokens", "temperature", "top_p", "n", "seed", "stop", "top_logprobs",
-                      "chat")  # fmt: skip
+                      "chat", "logprobs")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -109,8 +111,9 @@ def _generation_request(row: dict[str, Any]) -> GenerationRequest:
     for key in ("max_tokens", "n", "seed", "top_logprobs"):
         if key in kwargs:
             kwargs[key] = int(kwargs[key])
-    if "chat" in kwargs and isinstance(kwargs["chat"], (bool, np.bool_)):
-        kwargs["chat"] = bool(kwargs["chat"])
+    for key in ("chat", "logprobs"):
+        if key in kwargs and isinstance(kwargs[key], (bool, np.bool_)):
+            kwargs[key] = bool(kwargs[key])
     return GenerationRequest(prompt=row["prompt"], **kwargs)
 
 

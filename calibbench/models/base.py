@@ -57,7 +57,13 @@ class GenerationRequest:
     `max_tokens`. `top_logprobs` alternatives (0..MAX_TOP_LOGPROBS) are
     kept per generated position. With `chat`, `prompt` is one user message: the runtime applies
     the model's chat template (with the assistant turn opened) and continues that; a model
-    without a chat template raises InputError."""
+    without a chat template raises InputError.
+
+    `logprobs`: whether the caller uses the completion's tokens and log-probs. With False, an API
+    runtime asks its server for no log-probs and returns the text alone (empty `tokens`,
+    `token_logprobs` and `top_logprobs`, as for an API model with `logprobs: false`), which
+    spares servers that compute them slowly; a local runtime may still return them (they cost it
+    nothing extra), so a caller that sets False must not read them."""
 
     prompt: str
     max_tokens: int = 64
@@ -68,6 +74,7 @@ class GenerationRequest:
     stop: tuple[str, ...] = ()
     top_logprobs: int = 5
     chat: bool = False
+    logprobs: bool = True
 
 
 @dataclass(frozen=True)
@@ -86,7 +93,8 @@ class Completion:
 
     Every local runtime gives n >= 1. An API gives what its server reports: servers that drop
     the stop sequence's tokens leave them out, and then an immediate stop has n = 0; an API
-    model asked for no log-probs (`logprobs: false`) gives n = 0 always, the text alone.
+    model asked for no log-probs (`logprobs: false`), or answering a request with `logprobs`
+    False, gives n = 0 always, the text alone.
     """
 
     text: str
@@ -223,6 +231,8 @@ def check_generation(i: int, request: GenerationRequest) -> None:
         )
     if not isinstance(request.chat, bool):
         raise InputError(f"{where}.chat: expected true or false, got {request.chat!r}")
+    if not isinstance(request.logprobs, bool):
+        raise InputError(f"{where}.logprobs: expected true or false, got {request.logprobs!r}")
     if isinstance(request.stop, str) or not all(isinstance(s, str) and s for s in request.stop):
         raise InputError(
             f"{where}.stop: expected a tuple of non-empty strings, got {request.stop!r}"

@@ -8,6 +8,10 @@ accumulator (`calibbench.metrics.topk.topk_calibration`). Tokens are texts; ids 
 
 - `generate` posts to /chat/completions (the prompt as one user message) or /completions, one
   request per sample with seeds seed, seed + 1, ... (a greedy request is sent once and repeated).
+  A `GenerationRequest` with `logprobs=False` (its caller reads the text only) asks for no
+  log-probs and gets the text alone, as with the model option below: log-probs can cost more
+  than the generation (llama-cpp-python's server sorts the whole vocabulary in Python per
+  token; the default run's API review round took 155 s with them, 85 s without).
 - `loglikelihood` and `score_text` post the whole text to /completions with `echo=True`,
   `max_tokens=1` (llama-cpp-python reads 0 as "no limit") and `logprobs=k`, and drop the generated
   token. Before its first echo request the model checks once that the server's echoed log-probs
@@ -292,7 +296,8 @@ class OpenAICompatModel(ModelRuntime):
         """Generate with per-token log-probs; token_ids are None. The tokens of a stop
         sequence are kept through the one that completed it where the server reports them, and
         are missing where it does not (see `_through_stop`). Raises `InputError` for servers
-        that return no log-probs. With logprobs=False, completions hold the text only."""
+        that return no log-probs. With logprobs=False, and for a request with logprobs False,
+        no log-probs are asked for and completions hold the text only."""
         self._model_id()  # resolved once, before any concurrent request
         sends = [1 if r.temperature == 0 else r.n for r in requests]  # greedy: sent once
         jobs = [(r, r.seed + j) for r, k in zip(requests, sends, strict=True) for j in range(k)]
@@ -313,7 +318,9 @@ class OpenAICompatModel(ModelRuntime):
         if request.stop:
             fields["stop"] = list(request.stop)
         chat = self.endpoint == "chat" or request.chat  # a chat request goes to the chat endpoint
-        if self.logprobs:
+        # a caller that does not use them asks for none: they can cost more than the generation
+        logprobs = self.logprobs and request.logprobs
+        if logprobs:
             fields |= (
                 {"logprobs": True, "top_logprobs": request.top_logprobs}
                 if chat
@@ -329,7 +336,7 @@ class OpenAICompatModel(ModelRuntime):
         choice = _first_choice(self._request(path, body), url)
         text = ((choice.get("message") or {}).get("content") if chat else choice.get("text")) or ""
         finish_reason = str(choice.get("finish_reason") or "")
-        if not self.logprobs:
+        if not logprobs:
             return Completion(text, (), None, (), (), finish_reason)
         positions = _chat_positions(choice, url) if chat else _completion_positions(choice, url)
         positions = _through_stop(positions, text, request.stop)

@@ -45,7 +45,8 @@ ok, empty, no_answer, no_probability, out_of_range); the confidence is missing (
 status is ok, and the statuses are counted in the paper rather than dropped.
 
 Two options add a review round after the answers (`review_requests`, generate requests built
-from each item's greedy answer, collected before the P(True) follow-up):
+from each item's greedy answer, collected before the P(True) follow-up; only their texts are
+read, so they ask for no log-probs, which an API server would otherwise compute for nothing):
 
 - `two_stage` (Tian et al.'s two-stage verbalized confidence): item_id/verbal2 shows the model
   the question and its own greedy answer and asks for the probability that it is correct
@@ -314,7 +315,9 @@ class _OpenQATask(Task):
 
     def review_requests(self, items: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame | None:
         """With `two_stage`, item_id/verbal2; with `reflection`, item_id/review (module
-        docstring): generate requests about the item's greedy answer (None without either)."""
+        docstring): generate requests about the item's greedy answer (None without either).
+        Only their texts are read, so they ask for no log-probs (`logprobs` false, no top
+        alternatives): an API model then gets the text alone."""
         if not self.has_review:
             return None
         by_id = _by_request_id(records, "records")
@@ -324,11 +327,12 @@ class _OpenQATask(Task):
             if self.two_stage:
                 prompt = two_stage_prompt(question, answer, cue=True)
                 rows.append(_generate(f"{item_id}/verbal2", prompt, 0.0, 1, 0, 0,
-                                      TWO_STAGE_MAX_TOKENS, TWO_STAGE_STOP))  # fmt: skip
+                                      TWO_STAGE_MAX_TOKENS, TWO_STAGE_STOP,
+                                      logprobs=False))  # fmt: skip
             if self.reflection:
                 prompt = reflection_prompt(question, answer)
                 rows.append(_generate(f"{item_id}/review", prompt, 0.0, 1, 0, 0,
-                                      REVIEW_MAX_TOKENS, REVIEW_STOP))  # fmt: skip
+                                      REVIEW_MAX_TOKENS, REVIEW_STOP, logprobs=False))  # fmt: skip
         return pd.DataFrame(rows)
 
     def followup_requests(
@@ -588,8 +592,11 @@ def _generate(
     top_logprobs: int,
     max_tokens: int = MAX_TOKENS,
     stop: tuple[str, ...] = STOP,
+    logprobs: bool = True,
 ) -> dict[str, Any]:
-    return {
+    """One generate request row; the `logprobs` column only when false (a table without it reads
+    as true, so the answers' request tables, and their hashes, stay as they were)."""
+    row = {
         "request_id": request_id,
         "kind": "generate",
         "prompt": prompt,
@@ -601,6 +608,9 @@ def _generate(
         "stop": list(stop),
         "top_logprobs": top_logprobs,
     }
+    if not logprobs:
+        row["logprobs"] = False
+    return row
 
 
 def _by_request_id(records: pd.DataFrame, source: str) -> dict[str, dict[str, Any]]:

@@ -169,6 +169,9 @@ def test_generation_prompts_are_encoded_and_checked():
         ("top_logprobs", MAX_TOP_LOGPROBS + 1),
         ("stop", "\n"),
         ("stop", ("\n", "")),
+        ("logprobs", "no"),
+        ("logprobs", None),
+        ("logprobs", 0),
     ],
 )
 def test_invalid_generation_requests_name_the_field(field, value):

@@ -188,3 +188,46 @@ def test_generation_and_scoring_requests(model, tmp_path):
     out = collect(model, score, tmp_path / "score", SETTINGS, progress=False)
     rec = pq.read_table(out / "records.parquet").to_pandas()
     assert len(rec["token_logprobs"][0]) == len(rec["token_ids"][0]) - 1
+
+
+class Records:
+    """The real model, keeping the generation requests `collect` passes it."""
+
+    def __init__(self, model: LlamaCppModel):
+        self.model, self.requests = model, []
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+    def generate(self, requests):
+        self.requests += requests
+        return self.model.generate(requests)
+
+
+def test_the_logprobs_column_is_read_and_tables_without_it_read_as_true(model, tmp_path):
+    """A request table written before the logprobs column existed reads every request as
+    logprobs=True; with the column, each row's value is passed on (a local runtime still
+    returns its log-probs, at no extra cost); a value that is not a bool is refused."""
+    old = pd.DataFrame(
+        {"request_id": ["g0", "g1"], "kind": "generate",
+         "prompt": ["The capital of France is", "def add(a, b):"], "max_tokens": [6, 6],
+         "stop": [["\n"], ["\n\n"]], "top_logprobs": [0, 0]}
+    )  # fmt: skip
+    records = {}
+    for name, frame in [("old", old), ("new", old.assign(logprobs=[True, False]))]:
+        write_parquet(frame, tmp_path / f"{name}.parquet")  # read back as `collect` reads it
+        frame = pd.read_parquet(tmp_path / f"{name}.parquet")
+        assert ("logprobs" in frame) is (name == "new")
+        spy = Records(model)
+        out = collect(spy, frame, tmp_path / name, SETTINGS, progress=False)
+        assert [r.logprobs for r in spy.requests] == ([True, True] if name == "old" else
+                                                      [True, False])  # fmt: skip
+        records[name] = pq.read_table(out / "records.parquet").to_pandas()
+    for column in ("texts", "tokens", "token_logprobs"):
+        assert records["new"][column].map(lambda c: [list(x) for x in c]).tolist() == (
+            records["old"][column].map(lambda c: [list(x) for x in c]).tolist()
+        )
+    assert all(len(lp[0]) > 0 for lp in records["new"]["token_logprobs"])
+    with pytest.raises(InputError, match=r"requests\[0\]\.logprobs: expected true or false"):
+        collect(model, old.assign(logprobs=["yes", "no"]), tmp_path / "bad", SETTINGS,
+                progress=False)  # fmt: skip

@@ -9,6 +9,7 @@ switched on through a GGUF key override, whose echo is aligned and is checked fo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -578,6 +579,38 @@ def test_without_logprobs_requests_ask_for_none_and_completions_hold_text(stub, 
     with pytest.raises(InputError, match="does not return log-probabilities"):
         OpenAICompatModel(on.base_url, model="m", endpoint=endpoint).generate([PROMPT])
     assert json.loads(on.bodies[0])["logprobs"]
+
+
+@pytest.mark.parametrize("chat", [False, True])
+def test_a_request_without_logprobs_asks_for_none_and_gets_the_same_text(server, stub, chat):
+    """`GenerationRequest(logprobs=False)` on a model with log-probs on: the llama.cpp server
+    (through a recording proxy) is asked for no log-probs and the completion holds the text
+    alone, the same text (greedy and seeded samples) as the request with log-probs."""
+    s = stub(upstream=server.base_url.removesuffix("/v1"))
+    model = OpenAICompatModel(s.base_url, model="m", extra_body=PLAIN_SAMPLING)
+    greedy = GenerationRequest("The capital of France is", max_tokens=12, stop=("\n",), chat=chat)
+    sampled = GenerationRequest("Once upon a time", max_tokens=8, temperature=1.0, n=2, seed=11,
+                                chat=chat)  # fmt: skip
+    results = {}
+    for logprobs in (True, False):
+        sent = len(s.bodies)
+        results[logprobs] = model.generate(
+            [dataclasses.replace(r, logprobs=logprobs) for r in (greedy, sampled)]
+        )
+        bodies = [json.loads(b) for b in s.bodies[sent:]]
+        assert len(bodies) == 3  # greedy once, two samples
+        for body in bodies:
+            assert ("messages" in body) is chat
+            assert bool({"logprobs", "top_logprobs"} & set(body)) is logprobs, body
+    on = [c for r in results[True] for c in r.completions]
+    off = [c for r in results[False] for c in r.completions]
+    assert [c.text for c in off] == [c.text for c in on]
+    assert [c.finish_reason for c in off] == [c.finish_reason for c in on]
+    assert on[1].text != on[2].text  # the samples differ: the seeds were sent
+    assert all(len(c.tokens) == len(c.token_logprobs) > 0 for c in on)
+    for completion in off:
+        assert completion.tokens == completion.token_logprobs == completion.top_logprobs == ()
+        assert completion.token_ids is None
 
 
 def test_without_logprobs_scoring_is_refused_before_any_request(stub):

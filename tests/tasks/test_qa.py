@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from calibbench.collect import collect, requests_kind
+from calibbench.collect import _generation_request, collect, requests_kind
 from calibbench.errors import InputError
 from calibbench.tasks.qa import (
     NQOpenTask,
@@ -149,6 +149,9 @@ def test_requests(trivia):
     assert item_seed(11, ids[0]) == int(hashlib.sha256(f"11:{ids[0]}".encode()).hexdigest()[:8], 16)
     only_greedy = TriviaQATask(n_samples=0).requests(items)
     assert only_greedy["request_id"].tolist() == [f"{i}/greedy" for i in ids]
+    # the answers' log-probs are graded: their table has no logprobs column, which reads as true
+    assert "logprobs" not in requests
+    assert all(_generation_request(r).logprobs for r in requests.to_dict("records"))
 
 
 @pytest.mark.parametrize(
@@ -445,6 +448,9 @@ def test_review_round_two_stage_and_reflection(trivia):
     assert review["prompt"].iloc[0].endswith("\n\nProbability:")
     assert (review["temperature"] == 0.0).all()
     assert review["max_tokens"].tolist() == [10, 48] * 3
+    # only their texts are read: they ask for no log-probs, and the collection reads that
+    assert review["logprobs"].tolist() == [False] * 6 and (review["top_logprobs"] == 0).all()
+    assert [_generation_request(r).logprobs for r in review.to_dict("records")] == [False] * 6
     reviews = pd.DataFrame({
         "request_id": review["request_id"],
         "texts": [[" 0.8"], [" The capital is Paris. End of review."], [" 85"],

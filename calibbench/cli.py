@@ -329,18 +329,25 @@ def _cmd_tune(args: argparse.Namespace) -> None:
     from dataclasses import replace
 
     from calibbench.models.hf import HFModel
+    from calibbench.models.registry import runtime_for
     from calibbench.recalibration import calibration_tuning as ct
     from calibbench.splits import CALIBRATION
     from calibbench.tasks import task_kind
 
     spec = json.loads(args.spec)
+    scoring = runtime_for(args.model, spec, "score")  # its transformers options, e.g. dtype
+    options = {
+        k: scoring[k]
+        for k in ("device", "dtype", "max_length", "cache_dir")
+        if k in scoring and scoring.get("runtime") == "hf"
+    } | ({"device": "cpu"} if args.cpu else {})
     if "builtin" in spec:
-        model = HFModel.builtin(spec["builtin"], device="cpu" if args.cpu else None)
+        model = HFModel.builtin(spec["builtin"], **options)
     elif spec.get("runtime") == "hf":
-        model = HFModel(spec.get("hub") or spec["path"], gguf_file=spec.get("gguf_file"))
+        model = HFModel(spec.get("hub") or spec["path"], gguf_file=spec.get("gguf_file"), **options)
     elif "path" in spec:
         path = Path(spec["path"])
-        model = HFModel(path.parent, gguf_file=path.name)
+        model = HFModel(path.parent, gguf_file=path.name, **options)
     else:
         raise InputError(
             "calibration tuning needs a local model (a built-in, a GGUF or an hf model)"

@@ -36,7 +36,7 @@ from typing import Any
 
 from calibbench.errors import InputError
 from calibbench.models.builtin import BUILTIN
-from calibbench.models.registry import RUNTIMES, scoring_problem
+from calibbench.models.registry import RUNTIMES, dtype_problem, scoring_problem
 from calibbench.tasks import Task
 
 #: Seconds to wait for an endpoint or the hub before calling it unreachable.
@@ -186,6 +186,9 @@ def _check_model(model: str, entry: dict[str, Any], problems: list[str]) -> None
     problem = scoring_problem(spec)
     if problem:
         problems.append(f"{key}.scoring_runtime: {problem}")
+    problem = dtype_problem(spec) if runtime.name == "hf" else None
+    if problem:
+        problems.append(f"{key}.{problem}")
     if runtime.name == "hf" and spec.get("adapter") is not None:
         adapter = Path(spec["adapter"])
         if not (adapter / "adapter_config.json").is_file():

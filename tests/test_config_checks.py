@@ -84,6 +84,18 @@ def test_transformers_directory_with_a_gguf_file(tmp_path):
          "scoring_runtime: expected a local runtime"),
         ({"runtime": "hf", "builtin": "smollm2-135m", "scoring_runtime": "llamacpp"},
          "scoring_runtime: a second runtime for scoring is available for llamacpp entries"),
+        ({"runtime": "llamacpp", "builtin": "smollm2-135m",
+          "scoring_runtime": {"dtype": "bfloat16"}},
+         "scoring_runtime: expected a local runtime, one of ['llamacpp', 'hf'], or a mapping"),
+        ({"runtime": "llamacpp", "builtin": "smollm2-135m",
+          "scoring_runtime": {"runtime": "hf", "dtype": "bf16"}},
+         "scoring_runtime: dtype: expected one of ['float32', 'bfloat16', 'float16', 'float64'], "
+         "got 'bf16'"),
+        ({"runtime": "llamacpp", "builtin": "smollm2-135m",
+          "scoring_runtime": {"runtime": "hf", "n_threads": 2}},
+         "scoring_runtime: unknown option(s) ['n_threads'] for runtime hf"),
+        ({"runtime": "hf", "builtin": "smollm2-135m", "dtype": "half"},
+         "m.spec.dtype: expected one of ['float32', 'bfloat16', 'float16', 'float64'], got 'half'"),
     ],
 )  # fmt: skip
 def test_bad_model_entries(spec, words):

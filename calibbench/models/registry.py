@@ -88,6 +88,9 @@ RUNTIMES: dict[str, Runtime] = {
 #: Request kinds a `scoring_runtime` serves: teacher-forced scoring of given text.
 SCORING_KINDS = ("loglikelihood", "score")
 
+#: The names an hf entry's `dtype` may take (calibbench.models.hf.DTYPES).
+DTYPE_NAMES = ("float32", "bfloat16", "float16", "float64")
+
 
 def runtime_for(name: str, spec: dict[str, Any], kind: str) -> dict[str, Any]:
     """The entry that serves requests of `kind` ("loglikelihood", "score" or "generate").
@@ -96,11 +99,13 @@ def runtime_for(name: str, spec: dict[str, Any], kind: str) -> dict[str, Any]:
     `{"runtime": "llamacpp", "builtin": "smollm2-135m", "scoring_runtime": "hf"}` generates with
     llama.cpp and scores with transformers (on 2 CPU cores transformers scores whole next-token
     distributions about 3 times faster, llama.cpp generates about 3 times faster: bench/collect.py).
-    The scoring entry keeps the source and the options its runtime takes; a GGUF `path` becomes
-    transformers' (directory, gguf_file). Each collection records the identity of the runtime
-    that ran it. Raises InputError for a runtime that cannot read the entry's weights.
+    `scoring_runtime` may also be a mapping that gives the scoring runtime's own options, e.g.
+    `{"runtime": "hf", "dtype": "bfloat16"}`. The scoring entry keeps the source and the entry's
+    options its runtime takes, then the mapping's; a GGUF `path` becomes transformers'
+    (directory, gguf_file). Each collection records the identity of the runtime that ran it.
+    Raises InputError for a runtime that cannot read the entry's weights.
     """
-    scoring = spec.get("scoring_runtime")
+    scoring, options = _scoring(spec)
     entry = {k: v for k, v in spec.items() if k != "scoring_runtime"}
     if scoring is None or kind not in SCORING_KINDS or scoring == spec.get("runtime"):
         return entry
@@ -115,17 +120,30 @@ def runtime_for(name: str, spec: dict[str, Any], kind: str) -> dict[str, Any]:
         path = Path(spec["path"])
         routed |= {"path": str(path.parent), "gguf_file": path.name}
     routed |= {k: v for k, v in entry.items() if k in target.options and k not in routed}
-    return routed
+    return routed | options
+
+
+def _scoring(spec: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """(runtime name or None, options) of an entry's `scoring_runtime`, a name or a mapping."""
+    scoring = spec.get("scoring_runtime")
+    if isinstance(scoring, dict):
+        return scoring.get("runtime"), {k: v for k, v in scoring.items() if k != "runtime"}
+    return scoring, {}
 
 
 def scoring_problem(spec: dict[str, Any]) -> str | None:
     """Why the entry's `scoring_runtime` cannot serve it, or None when it can (or has none)."""
-    scoring = spec.get("scoring_runtime")
-    if scoring is None or scoring == spec.get("runtime"):
+    scoring, options = _scoring(spec)
+    if scoring is None and "scoring_runtime" not in spec:
+        return None
+    if scoring == spec.get("runtime") and not options:
         return None
     if scoring not in RUNTIMES or not RUNTIMES[scoring].full_distributions:
         local = [r.name for r in RUNTIMES.values() if r.full_distributions]
-        return f"expected a local runtime, one of {local}, got {scoring!r}"
+        return (
+            f"expected a local runtime, one of {local}, or a mapping with its runtime and "
+            f"options, got {spec['scoring_runtime']!r}"
+        )
     if spec.get("runtime") != "llamacpp" or scoring != "hf":
         return (
             "a second runtime for scoring is available for llamacpp entries (scoring_runtime: "
@@ -133,7 +151,19 @@ def scoring_problem(spec: dict[str, Any]) -> str | None:
         )
     if "builtin" not in spec and not str(spec.get("path", "")).endswith(".gguf"):
         return "transformers reads a built-in model or a .gguf path"
-    return None
+    allowed = set(RUNTIMES[scoring].options) - {"gguf_file", "revision", "adapter"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        return f"unknown option(s) {unknown} for runtime {scoring}; options are {sorted(allowed)}"
+    return dtype_problem(options)
+
+
+def dtype_problem(options: dict[str, Any]) -> str | None:
+    """Why an hf entry's `dtype` is not one the runtime takes, or None."""
+    dtype = options.get("dtype")
+    if dtype is None or dtype in DTYPE_NAMES:
+        return None
+    return f"dtype: expected one of {list(DTYPE_NAMES)}, got {dtype!r}"
 
 
 def runtime_of(name: str, spec: dict[str, Any]) -> Runtime:

@@ -118,6 +118,10 @@ def test_scoring_runtime_routes_scoring_to_transformers_and_generation_to_llamac
     with pytest.raises(InputError, match=r"models\.m\.spec\.scoring_runtime: transformers reads"):
         runtime_for("m", {"runtime": "llamacpp", "path": "/m/x.bin", "scoring_runtime": "hf"},
                     "score")  # fmt: skip
+    own = dict(spec, scoring_runtime={"runtime": "hf", "dtype": "bfloat16", "batch_size": 4})
+    assert runtime_for("m", own, "score") == {
+        "runtime": "hf", "builtin": "smollm2-135m", "batch_size": 4, "dtype": "bfloat16"}
+    assert runtime_for("m", own, "generate") == runtime_for("m", spec, "generate")
     spec.pop("batch_size")  # not an option of llama.cpp's constructor
     request = LoglikelihoodRequest("The capital of France is", " Paris")
     with load_model("m", spec, "loglikelihood") as scorer, load_model("m", spec) as generator:

@@ -293,6 +293,8 @@ class HFModel(LocalRuntime):
             converted = dequantised_dir(file, root)
             meta = json.loads((converted / "calibbench.json").read_text())
             self._quantization = f"{meta['quantization']} dequantised to {_dtype_name(self.dtype)}"
+            if self.dtype in (torch.bfloat16, torch.float16):
+                self._quantization += " (float32 output layer)"
             return str(converted), None
         if path.is_file():
             raise InputError(

@@ -73,7 +73,8 @@ def test_identity_records_both_precisions_and_the_same_size(pair):
     a, b = full.info(), half.info()
     assert (a.extra["dtype"], b.extra["dtype"]) == ("float32", "bfloat16")
     assert a.extra["output_dtype"] == b.extra["output_dtype"] == "float32"
-    assert b.quantization == "Q4_1 dequantised to bfloat16"
+    assert a.quantization == "Q4_1 dequantised to float32"
+    assert b.quantization == "Q4_1 dequantised to bfloat16 (float32 output layer)"
     assert a.n_parameters == b.n_parameters  # the untied copy is not counted twice
     assert a.sha256 == b.sha256
 

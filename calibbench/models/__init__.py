@@ -15,7 +15,9 @@ A model entry (config `models:`) names a runtime and where the weights or the en
      "api_key_env": "OPENAI_API_KEY"}                           # the key's variable, never the key
     {"runtime": "openai", "serve": "smollm2-135m"}   # a local llama.cpp server for the run; its
                                                      # plain sampling (no repeat penalty, top-k
-                                                     # or min-p) so greedy means argmax
+                                                     # or min-p) so greedy means argmax; n_ctx
+                                                     # and n_threads (generation and prompt
+                                                     # threads) go to the server
 
 Other keys are passed to the runtime's constructor (e.g. n_ctx, batch_size, dtype, timeout);
 `calibbench.models.registry` declares, per runtime, which keys locate the model and which options
@@ -122,7 +124,11 @@ def _openai(name: str, spec: dict[str, Any]) -> LanguageModel:
         return OpenAICompatModel(name=name, **spec)
     from calibbench.models.llamacpp_server import PLAIN_SAMPLING, LlamaCppServer
 
-    server = LlamaCppServer(gguf_path(serve), n_ctx=int(spec.pop("n_ctx", 2048)))
+    threads = spec.pop("n_threads", None)  # the server's, for generation and prompts alike
+    server = LlamaCppServer(
+        gguf_path(serve), n_ctx=int(spec.pop("n_ctx", 2048)), n_threads=threads,
+        n_threads_batch=threads,
+    )  # fmt: skip
     server.start()
     spec.setdefault("extra_body", PLAIN_SAMPLING)
     try:

@@ -75,8 +75,8 @@ RUNTIMES: dict[str, Runtime] = {
             sources=("base_url", "serve"),
             options=(
                 "model", "api_key_env", "family", "endpoint", "score_top_logprobs", "timeout",
-                "max_retries", "backoff", "seed", "extra_body", "n_ctx", "concurrency",
-                "logprobs",
+                "max_retries", "backoff", "seed", "extra_body", "n_ctx", "n_threads",
+                "concurrency", "logprobs",
             ),
             full_distributions=False,
         ),

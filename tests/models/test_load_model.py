@@ -22,10 +22,13 @@ def test_builtin_entries_load_in_both_local_runtimes():
 
 
 def test_served_api_entry_generates_and_stops_its_server():
-    spec = {"runtime": "openai", "serve": "smollm2-135m", "n_ctx": 512}
+    spec = {"runtime": "openai", "serve": "smollm2-135m", "n_ctx": 512, "n_threads": 1}
     model = load_model("smollm2-135m-api", spec)
     url = model.info().source
     try:
+        command = model._server.command()
+        assert command[command.index("--n_threads") + 1] == "1"
+        assert command[command.index("--n_threads_batch") + 1] == "1"
         out = model.generate([GenerationRequest("The capital of France is", max_tokens=4)])
         local = load_model("x", {"runtime": "llamacpp", "builtin": "smollm2-135m"})
         want = local.generate([GenerationRequest("The capital of France is", max_tokens=4)])
@@ -66,7 +69,7 @@ def test_registry_options_are_the_runtime_constructors_options():
 
     loader_keys = {"llamacpp": {"name", "model_path"}, "hf": {"name", "source"},
                    "openai": {"name", "base_url", "api_key"}}  # fmt: skip
-    extra = {"llamacpp": set(), "hf": set(), "openai": {"api_key_env", "n_ctx"}}  # load_model's
+    extra = {"llamacpp": set(), "hf": set(), "openai": {"api_key_env", "n_ctx", "n_threads"}}
     for name, cls in (("llamacpp", LlamaCppModel), ("hf", HFModel), ("openai", OpenAICompatModel)):
         params = set(inspect.signature(cls.__init__).parameters) - {"self"}
         declared = set(RUNTIMES[name].options) | set(RUNTIMES[name].sources)

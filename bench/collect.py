@@ -1,6 +1,7 @@
 """Benchmark: scoring throughput of calibbench's collection against the bare runtimes.
 
     python bench/collect.py           # SmolLM2 and Gemma 3 via llama.cpp and transformers (CPU)
+                                      # in float32 and in bfloat16
     python bench/collect.py --quick   # a few texts, for a smoke run
 
 For each built-in model and runtime, the same teacher-forced forward passes over the same texts:
@@ -139,12 +140,17 @@ def bench_llamacpp(name: str, docs: list[str], repeats: int) -> list[dict[str, A
     return rows
 
 
-def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
+def bench_hf(
+    name: str, docs: list[str], repeats: int, dtype: str = "float32"
+) -> list[dict[str, Any]]:
+    """Transformers in `dtype` (bfloat16: the body in bfloat16, the output layer in float32, as
+    calibbench runs it); the bare loop is that same model's forward."""
     import torch
 
     from calibbench.models.hf import HFModel
 
-    model = HFModel.builtin(name, batch_size=1)
+    model = HFModel.builtin(name, batch_size=1, dtype=dtype)
+    runtime = "hf" if dtype == "float32" else f"hf {dtype}"
     hf, tok = model.model, model.tokenizer
     ids = [tok(d, return_tensors="pt").input_ids.to(hf.device) for d in docs]
     n_tokens = sum(i.shape[1] - 1 for i in ids)
@@ -158,7 +164,7 @@ def bench_hf(name: str, docs: list[str], repeats: int) -> list[dict[str, Any]]:
     rows = []
     methods = [("bare transformers forward", bare_loop), *ours]
     for label, seconds in interleaved(methods, repeats).items():
-        rows.append(row(name, "hf", label, n_tokens, seconds))
+        rows.append(row(name, runtime, label, n_tokens, seconds))
     model.close()
     return rows
 
@@ -208,10 +214,24 @@ def accumulator_share(
     return rows
 
 
+def _speedups(rows: list[dict[str, Any]]) -> dict[str, float]:
+    """Per model: the bare transformers forward's time in float32 over its time in bfloat16."""
+    bare = {
+        (r["model"], r["runtime"]): r["seconds"]
+        for r in rows
+        if r["method"] == "bare transformers forward"
+    }
+    return {
+        m: bare[(m, "hf")] / bare[(m, "hf bfloat16")]
+        for m, rt in bare
+        if rt == "hf" and (m, "hf bfloat16") in bare
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a few texts, one repeat")
-    parser.add_argument("--runtimes", default="llamacpp,hf", help="comma-separated subset")
+    parser.add_argument("--runtimes", default="llamacpp,hf,hf-bf16", help="comma-separated subset")
     parser.add_argument("--texts", type=int, default=40, help="texts to score (default 40)")
     parser.add_argument("--repeats", type=int, default=5, help="runs per method (default 5)")
     args = parser.parse_args()
@@ -219,10 +239,13 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     rows: list[dict[str, Any]] = []
     for name in ("smollm2-135m", "gemma3-270m"):
-        if "llamacpp" in args.runtimes:
+        if "llamacpp" in args.runtimes.split(","):
             rows += bench_llamacpp(name, docs, repeats)
-        if "hf" in args.runtimes:
+        chosen = args.runtimes.split(",")
+        if "hf" in chosen:
             rows += bench_hf(name, docs, repeats)
+        if "hf-bf16" in chosen:
+            rows += bench_hf(name, docs, repeats, "bfloat16")
     try:
         import torch
 
@@ -255,7 +278,12 @@ def main() -> None:
         f"fastest of {repeats} runs taken in turn with the other methods (the machine is shared "
         "and noisy). overhead: calibbench's time over the "
         "bare runtime's, in percent (goal: at most 10). calibbench's run includes log-probs, "
-        f"the token-level accumulator at temperatures {TEMPS}, Parquet chunks and the manifest."
+        f"the token-level accumulator at temperatures {TEMPS}, Parquet chunks and the manifest. "
+        "runtime hf bfloat16: transformers with the body in bfloat16 and the output layer in "
+        "float32 (as config/default.yaml scores), its bare loop the same model's forward; "
+        "bfloat16 / float32 speed-up of the bare forward: "
+        + ", ".join(f"{m} {v:.2f}x" for m, v in _speedups(rows).items())
+        + "."
     )
     if not args.quick:
         write_results("collect", table, {"machine": machine_info(), "rows": rows}, notes)

@@ -4,7 +4,8 @@ own transformers model (`HFLM`), on the same items, the same weights and in the 
 The requests are the first N ARC-Easy items' answer options (about 4 per item), as calibbench's
 task builds them. Methods, taken in turn, fastest of R runs each:
 - lm-eval HFLM, batch 16, float32 on the CPU, from the transformers copy calibbench makes of the
-  built-in GGUF file (`calibbench.models.hf.dequantised_dir`);
+  built-in GGUF file (`calibbench.models.hf.dequantised_dir`), and the same in bfloat16 (its
+  output layer too: lm-eval casts the whole model);
 - calibbench, the runtime the default configuration scores with (`runtime_for(..., "loglikelihood")`
   of config/default.yaml's entry), with the token-level accumulator on at the default
   configuration's temperatures, as `calibbench collect` runs it;
@@ -44,14 +45,14 @@ def requests(n_items: int):
     return [LoglikelihoodRequest(r.context, r.continuation) for r in table.itertuples()]
 
 
-def lm_eval_model(builtin: str):
+def lm_eval_model(builtin: str, dtype: str = "float32"):
     from lm_eval.models.huggingface import HFLM
 
     from calibbench.models.builtin import gguf_path
     from calibbench.models.hf import dequantised_dir
 
     path = dequantised_dir(gguf_path(builtin))
-    return HFLM(pretrained=str(path), batch_size=16, device="cpu", dtype="float32")
+    return HFLM(pretrained=str(path), batch_size=16, device="cpu", dtype=dtype)
 
 
 def run_lm_eval(lm, reqs) -> np.ndarray:
@@ -89,10 +90,12 @@ def main() -> None:
     for builtin in args.models:
         spec = runtime_for(builtin, config["models"][builtin]["spec"], "loglikelihood")
         llamacpp = {"runtime": "llamacpp", "builtin": builtin}
+        dtype = f" {spec['dtype']}" if "dtype" in spec else ""
+        ours = f"calibbench {spec['runtime']}{dtype} (default), accumulator at {len(temperatures)} T"
         methods = {
             "lm-eval HFLM, batch 16": (lm_eval_model(builtin), run_lm_eval),
-            f"calibbench {spec['runtime']} (default), accumulator at {len(temperatures)} T": (
-                load_model(builtin, spec), run_calibbench),
+            "lm-eval HFLM bfloat16, batch 16": (lm_eval_model(builtin, "bfloat16"), run_lm_eval),
+            ours: (load_model(builtin, spec), run_calibbench),
             f"calibbench llamacpp, accumulator at {len(temperatures)} T": (
                 load_model(builtin, llamacpp), run_calibbench),
         }  # fmt: skip
@@ -124,8 +127,10 @@ def main() -> None:
 ARC-Easy items ({len(reqs)} log-likelihood requests), scored by lm-evaluation-harness's own
 transformers model and by calibbench's collection paths with the token-level accumulator on at
 the default configuration's {len(temperatures)} temperatures, in one process, methods taken in
-turn, fastest of {args.repeats}. times lm-eval's below 1: faster than lm-eval. llama.cpp's
-log-probs differ from transformers' by its quantised matrix products (same weights file)."""
+turn, fastest of {args.repeats}. times lm-eval's below 1: faster than lm-eval's float32 run (the
+bfloat16 rows are to be compared with lm-eval's bfloat16 row). llama.cpp's log-probs differ from
+transformers' by its quantised matrix products (same weights file); bfloat16 ones by the body's
+rounding (calibbench keeps its output layer in float32, lm-eval does not)."""
     write_results("lm_eval_scoring", text, {"machine": machine_info(), "rows": rows}, notes)
 
 

@@ -15,10 +15,12 @@ for, and log-probabilities are log_softmax of the logits in float32 (nats).
 In a reduced precision (`dtype` bfloat16 or float16) the body of the model runs in that precision
 and the output layer in float32: the last hidden state is cast to float32 and multiplied by a
 float32 copy of the output weights (untied from the input embeddings), so logits keep float32
-resolution (a bfloat16 logit near 16 is only resolved to 0.06). On 2 CPU cores with bfloat16
-support (AVX512_BF16) SmolLM2-135M then scores about 2-3 times faster than in float32, and its
-token log-probs move by 0.04 nats on average, half of what separates llama.cpp's and
-transformers' float32 log-probs of the same GGUF weights (bench/collect.py measures both).
+resolution (a bfloat16 logit near 16 is only resolved to 0.06); everything else, RoPE
+frequencies included, is as transformers loads the model in that precision. On 2 CPU cores with
+bfloat16 support (AVX512_BF16) SmolLM2-135M then scores about 2-3 times faster than in float32,
+and its token log-probs move by about 0.03 nats on average, less than half of what separates
+llama.cpp's and transformers' float32 log-probs of the same GGUF weights (bench/collect.py
+measures both speeds).
 
 Log-likelihood requests that share a context (the answer options of a multiple-choice item) score
 that context once. The unique contexts are forwarded in batches (left-padded, within batch_size and
@@ -172,8 +174,8 @@ class HFModel(LocalRuntime):
         device: default "cuda" when available, else "cpu".
         dtype: a torch dtype or its name ("float32", "bfloat16", "float16", "float64");
             default bfloat16 on CUDA, float32 on the CPU. In bfloat16 and float16 the output
-            layer stays float32 (see module docs); a GGUF file's float32 conversion is loaded
-            and then cast, so the output layer keeps the dequantised weights exactly.
+            layer stays float32 (see module docs), read from a GGUF file's float32 conversion
+            so that it keeps the dequantised weights exactly.
         batch_size: most sequences per forward pass.
         max_batch_tokens: most (padded) tokens per forward pass; bounds memory of the logits,
             about max_batch_tokens x V x 4 bytes when every position is scored.
@@ -222,7 +224,7 @@ class HFModel(LocalRuntime):
             model = AutoModelForCausalLM.from_pretrained(
                 load_from,
                 revision=load_revision,
-                dtype=torch.float32 if reduced and gguf_file is not None else self.dtype,
+                dtype=self.dtype,
             )
         except OSError as exc:
             raise InputError(
@@ -236,7 +238,7 @@ class HFModel(LocalRuntime):
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         self._n_parameters = sum(p.numel() for p in model.parameters())  # tied weights once
         if reduced:
-            model = _float32_output(model, self.dtype)
+            model = _float32_output(model, Path(load_from) if gguf_file is not None else None)
         self._model = model.to(self.device).eval()
         config = self._model.config
         self._source = str(source if gguf_file is None else Path(source) / gguf_file)
@@ -686,26 +688,42 @@ class _Float32Output(torch.nn.Linear):
         return super().forward(hidden.float())
 
 
-def _float32_output(model: torch.nn.Module, dtype: torch.dtype) -> torch.nn.Module:
-    """`model` cast to `dtype` with its output layer a float32 copy of the current one (untied
-    from the input embeddings, which are cast)."""
+def _float32_output(model: torch.nn.Module, stored: Path | None) -> torch.nn.Module:
+    """`model` (loaded in a reduced precision) with its output layer in float32: the weights as
+    stored in the safetensors files of directory `stored` (a GGUF file's float32 conversion), else
+    the loaded ones cast up; untied from the input embeddings. The rest of the model, its buffers
+    included (RoPE frequencies stay float32), is as transformers loaded it."""
     head = model.get_output_embeddings()
     if not isinstance(head, torch.nn.Linear):
         raise InputError(
-            f"dtype: {_dtype_name(dtype)} keeps the output layer in float32, which needs a "
-            f"linear output layer; this model's is {type(head).__name__} (use float32)"
+            "dtype: bfloat16 and float16 keep the output layer in float32, which needs a linear "
+            f"output layer; this model's is {type(head).__name__} (use float32)"
         )
+    names = {id(p): n for n, p in model.named_parameters()}  # a tied weight under its first name
     out = _Float32Output(
         head.in_features, head.out_features, bias=head.bias is not None, dtype=torch.float32
     )
     with torch.no_grad():
-        out.weight.copy_(head.weight)
+        out.weight.copy_(_stored_tensor(stored, names[id(head.weight)], head.weight))
         if head.bias is not None:
-            out.bias.copy_(head.bias)
-    model = model.to(dtype)
+            out.bias.copy_(_stored_tensor(stored, names[id(head.bias)], head.bias))
     model.set_output_embeddings(out)
     model.config.tie_word_embeddings = False  # nothing may tie the copy back to the embeddings
     return model
+
+
+def _stored_tensor(directory: Path | None, name: str, loaded: torch.Tensor) -> torch.Tensor:
+    """Tensor `name` as stored in `directory`'s safetensors files, or `loaded` where there is no
+    directory; raises InputError when the directory does not hold it."""
+    if directory is None:
+        return loaded
+    from safetensors import safe_open
+
+    for file in sorted(directory.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as stored:
+            if name in stored.keys():
+                return stored.get_tensor(name)
+    raise InputError(f"{directory}: no tensor {name!r} in its safetensors files")
 
 
 def _target_logprobs(z: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, bool]:

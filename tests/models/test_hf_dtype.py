@@ -58,6 +58,10 @@ def test_output_layer_is_a_float32_copy_of_the_dequantised_weights(pair):
     assert torch.equal(head.weight, full.model.get_output_embeddings().weight)
     body = [p for n, p in half.model.named_parameters() if "lm_head" not in n]
     assert body and all(p.dtype == torch.bfloat16 for p in body)
+    # as transformers loads a model in bfloat16: the RoPE frequencies stay float32
+    buffers = dict(half.model.named_buffers())
+    assert buffers["model.rotary_emb.inv_freq"].dtype == torch.float32
+    assert torch.equal(buffers["model.rotary_emb.inv_freq"], full.model.model.rotary_emb.inv_freq)
     ids = torch.tensor([half.tokenize(TEXTS[0])[:64]])
     with torch.inference_mode():
         logits = half.model(input_ids=ids).logits

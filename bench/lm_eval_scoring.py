@@ -9,6 +9,8 @@ task builds them. Methods, taken in turn, fastest of R runs each:
 - calibbench, the runtime the default configuration scores with (`runtime_for(..., "loglikelihood")`
   of config/default.yaml's entry), with the token-level accumulator on at the default
   configuration's temperatures, as `calibbench collect` runs it;
+- when the default scores in a reduced precision, the same runtime in float32 (whose log-probs
+  must equal lm-eval's float32 ones: the same encoding and scores);
 - calibbench through llama.cpp, the same accumulator (the default's scoring runtime before).
 The log-probs of every method are compared with lm-eval's (largest absolute difference, nats).
 
@@ -96,6 +98,9 @@ def main() -> None:
             "lm-eval HFLM, batch 16": (lm_eval_model(builtin), run_lm_eval),
             "lm-eval HFLM bfloat16, batch 16": (lm_eval_model(builtin, "bfloat16"), run_lm_eval),
             ours: (load_model(builtin, spec), run_calibbench),
+            **({f"calibbench hf float32, accumulator at {len(temperatures)} T": (
+                load_model(builtin, spec | {"dtype": "float32"}), run_calibbench)}
+               if dtype else {}),
             f"calibbench llamacpp, accumulator at {len(temperatures)} T": (
                 load_model(builtin, llamacpp), run_calibbench),
         }  # fmt: skip

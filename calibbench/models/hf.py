@@ -218,7 +218,6 @@ class HFModel(LocalRuntime):
         self._revision: str | None = None
         self._quantization: str | None = None
         load_from, load_revision = self._locate(source, gguf_file, revision, cache_dir)
-        reduced = self.dtype in (torch.bfloat16, torch.float16)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(load_from, revision=load_revision)
             model = AutoModelForCausalLM.from_pretrained(
@@ -237,7 +236,7 @@ class HFModel(LocalRuntime):
 
             model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
         self._n_parameters = sum(p.numel() for p in model.parameters())  # tied weights once
-        if reduced:
+        if self.dtype in REDUCED:
             model = _float32_output(model, Path(load_from) if gguf_file is not None else None)
         self._model = model.to(self.device).eval()
         config = self._model.config
@@ -295,7 +294,7 @@ class HFModel(LocalRuntime):
             converted = dequantised_dir(file, root)
             meta = json.loads((converted / "calibbench.json").read_text())
             self._quantization = f"{meta['quantization']} dequantised to {_dtype_name(self.dtype)}"
-            if self.dtype in (torch.bfloat16, torch.float16):
+            if self.dtype in REDUCED:
                 self._quantization += " (float32 output layer)"
             return str(converted), None
         if path.is_file():
@@ -662,6 +661,9 @@ def _select_rows(cache: DynamicCache, rows: torch.Tensor) -> DynamicCache:
 def _dtype_name(dtype: torch.dtype) -> str:
     return str(dtype).removeprefix("torch.")
 
+
+#: The precisions in which the output layer stays float32 (see module docs).
+REDUCED = (torch.bfloat16, torch.float16)
 
 #: The dtypes a model may run in, by name.
 DTYPES = {

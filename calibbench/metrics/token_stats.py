@@ -27,6 +27,7 @@ number of threads.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -141,10 +142,10 @@ class StatsKernel:
         threads: int = 1,
         fused: bool = True,
     ):
-        from calibbench.metrics.token_stats_fused import fused_moments
+        from calibbench.metrics.token_stats_native import native_stats
 
-        #: The fused CPU moments function (`calibbench.metrics.token_stats_fused`), or None.
-        self._fused = fused_moments(temperatures, vocab_size) if fused else None
+        #: The native CPU statistics (`calibbench.metrics.token_stats_native`), or None.
+        self._native = native_stats(temperatures, n_bins, CANDIDATE_MARGIN) if fused else None
         self.vocab_size = vocab_size
         self.temperatures = temperatures
         self.betas = 1.0 / temperatures
@@ -203,17 +204,16 @@ class StatsKernel:
 class NumpyStatsKernel(StatsKernel):
     """`StatsKernel` for numpy logits.
 
-    With `fused` (default) and torch installed, the moments come from
-    `calibbench.metrics.token_stats_fused`, which reads the logits in place: one thread (the
-    compiled kernel spreads each call over the CPUs itself), and no work buffers but the
-    candidates' (rows, V) boolean mask, so a sub-chunk holds 3 * 4 + 1 times the `rows` that the
-    memory budget gives the eager passes (fewer calls, each with its fixed cost). Without it, or
-    where that kernel cannot be built, the eager passes below run through reused work buffers of
-    `rows` x V per thread (default: `cpu_threads()` threads).
+    With `fused` (default), float32 logits go through `calibbench.metrics.token_stats_native`,
+    which reads them in place with no work buffers, so a sub-chunk holds 3 * 4 + 1 times the
+    `rows` that the memory budget gives the eager passes, and each sub-chunk's rows are spread
+    over the CPUs. Float64 logits, and float32 where that library cannot be had, go through the
+    eager passes below, in reused work buffers of `rows` x V per thread (default:
+    `cpu_threads()` threads).
     """
 
     #: Work bytes per vocabulary entry of a sub-chunk row in the eager passes over float32 (three
-    #: buffers and the mask), over those of the fused pass (the mask).
+    #: buffers and the mask), over those of the native pass (none but the logits).
     FUSED_ROWS_FACTOR = 3 * 4 + 1
 
     def __init__(
@@ -228,7 +228,9 @@ class NumpyStatsKernel(StatsKernel):
         threads = cpu_threads() if threads is None else threads
         super().__init__(vocab_size, temperatures, n_bins, rows, threads, fused)
         self._eager_rows = rows
-        if self._fused is not None:
+        self._native_threads = self.threads
+        if self._native is not None:
+            # The native pass spreads each sub-chunk over the threads itself.
             self.threads = 1
             self.rows = rows * self.FUSED_ROWS_FACTOR
         self._buffers: dict[tuple[np.dtype, int], tuple[np.ndarray, ...]] = {}
@@ -247,14 +249,13 @@ class NumpyStatsKernel(StatsKernel):
         self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dtype = np.dtype(np.float64 if z.dtype == np.float64 else np.float32)
+        if self._native is not None and dtype == np.float32:
+            found = self._dense_native(z.astype(dtype, copy=False), targets, offset, out)
+            if found is not None:
+                return found
         m = z.max(axis=1)
         if not np.isfinite(m).all():
             check_finite_rows(z, offset)
-        if self._fused is not None:
-            z = z.astype(dtype, copy=False)
-            found = self._dense_fused(z, m.astype(dtype), targets, offset, out)
-            if found is not None:
-                return found
         c = z.shape[0]
         found = []
         for start in range(0, c, self._eager_rows):
@@ -266,30 +267,30 @@ class NumpyStatsKernel(StatsKernel):
             found.append((xt, flat + start * self.vocab_size, cx))
         return tuple(np.concatenate(part) for part in zip(*found, strict=True))
 
-    def _dense_fused(
-        self, z: np.ndarray, m: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
+    def _dense_native(
+        self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """`_dense` through the fused moments, reading z in place; None where the compiled kernel
-        declined the call (the eager passes take it)."""
-        import torch
-
-        moments = self._fused(torch.from_numpy(z), torch.from_numpy(m))
-        if moments is None:
-            return None
-        out[...] = moments.numpy()
+        """`_dense` through the native statistics, the rows split over the threads; None for a
+        sub-chunk the eager passes must take (finite logits with a non-finite moment)."""
+        if z.strides[-1] != z.itemsize:
+            z = np.ascontiguousarray(z)
+        c = z.shape[0]
+        bounds = np.linspace(0, c, min(self._native_threads, c) + 1).astype(int)
+        parts = [z[a:b] for a, b in itertools.pairwise(bounds)]
+        results = list(_pool().map(self._native, parts)) if len(parts) > 1 else [self._native(z)]
+        m = np.concatenate([r[0] for r in results])
+        out[...] = np.concatenate([r[1] for r in results], axis=2)
         if not np.isfinite(out).all():
             check_finite_rows(z, offset)
-            # Finite logits whose range overflows z - m: clamp x as the eager passes do.
-            with np.errstate(over="ignore"):
-                x = np.maximum(z - m[:, None], X_FLOOR)
-            moments = self._fused(torch.from_numpy(x), torch.from_numpy(np.zeros_like(m)))
-            if moments is None:
-                return None
-            out[...] = moments.numpy()
-        c = z.shape[0]
-        theta = candidate_threshold(out[0], self.temperatures, self.n_bins)
-        # x >= theta, on z: m + theta rounds to at most m, so every maximal entry is found.
-        flat = np.flatnonzero(z >= (m + theta).astype(z.dtype)[:, None])
+            return None
+        if any(r[2] is None for r in results):  # more candidates than slots: find them here
+            theta = candidate_threshold(out[0], self.temperatures, self.n_bins)
+            # x >= theta, on z: m + theta rounds to at most m, so every maximal entry is found.
+            flat = np.flatnonzero(z >= (m + theta).astype(z.dtype)[:, None])
+        else:
+            flat = np.concatenate(
+                [r[2] + a * self.vocab_size for a, r in zip(bounds[:-1], results, strict=True)]
+            )
         rows, cols = np.divmod(flat, self.vocab_size)
         with np.errstate(over="ignore"):  # x as the eager passes have it, clamped at X_FLOOR
             cand_x = np.maximum(z[rows, cols] - m[rows], X_FLOOR).astype(np.float64)

@@ -22,8 +22,9 @@ from calibbench.metrics.token_stats import (
 
 class TorchStatsKernel(StatsKernel):
     """`StatsKernel` for torch logits, computed on their device (float16/bfloat16 upcast). On the
-    CPU with `fused` (default) the moments come from `calibbench.metrics.token_stats_fused` where
-    that kernel can be built, else from the eager passes below."""
+    CPU with `fused` (default) the moments of float32 (and upcast) logits come from
+    `calibbench.metrics.token_stats_native` where that library can be had, else from the eager
+    passes below."""
 
     @torch.inference_mode()
     def _dense(
@@ -57,10 +58,8 @@ class TorchStatsKernel(StatsKernel):
 
     def _moments(self, z: torch.Tensor, m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature of x = z - m."""
-        if self._fused is not None and x.device.type == "cpu":
-            out = self._fused(z, m)
-            if out is not None:
-                return out
+        if self._native is not None and x.device.type == "cpu" and z.dtype == torch.float32:
+            return torch.from_numpy(self._native(np.ascontiguousarray(z.numpy()))[1])
         x2 = x * x
         out = torch.empty((4, len(self.betas), x.shape[0]), dtype=torch.float64, device=x.device)
         for j, beta in enumerate(self.betas.tolist()):

@@ -109,9 +109,9 @@ def test_target_logprobs_match_scipy_and_argmax_ties_take_the_first_index():
     assert not target_logprobs(tied, np.array([2]))[1][0]
 
 
-def test_fused_kernel_is_exact_where_entries_are_far_below_the_maximum():
+def test_native_kernel_is_exact_where_entries_are_far_below_the_maximum():
     """Entries 50-200 nats below the maximum (real vocabularies have them) put exp and e^2 in the
-    float32 subnormal range, which the fused kernel skips: every moment stays within 1e-6 of
+    float32 subnormal range, which the native kernel skips: every moment stays within 1e-6 of
     float64 sums, at temperatures from 0.05 to 50, for float32 and float64 logits."""
     temps = np.array([0.05, 0.5, 1.0, 2.0, 50.0])
     z, y = logits(7, 30, 5000)
@@ -134,7 +134,7 @@ def test_fused_kernel_is_exact_where_entries_are_far_below_the_maximum():
 
 
 @pytest.mark.parametrize("bad", [np.nan, -np.inf, np.inf])
-def test_fused_kernel_reports_nonfinite_logits(bad):
+def test_kernels_report_nonfinite_logits(bad):
     from calibbench.errors import InputError
 
     z, y = logits(8, 12, 5000)
@@ -152,13 +152,64 @@ def test_fused_kernel_reports_nonfinite_logits(bad):
             kernel(*arg, 100)
 
 
-def test_the_fused_kernel_can_be_switched_off(monkeypatch):
-    from calibbench.metrics import token_stats_fused
+def test_the_native_kernel_can_be_switched_off(monkeypatch):
+    from calibbench.metrics import token_stats_native
 
-    monkeypatch.setenv(token_stats_fused.SWITCH, "0")
-    assert token_stats_fused.fused_moments(TEMPS) is None
-    monkeypatch.delenv(token_stats_fused.SWITCH)
-    assert token_stats_fused.fused_moments(TEMPS) is not None
+    monkeypatch.setenv(token_stats_native.SWITCH, "0")
+    assert token_stats_native.native_stats(TEMPS, 15, 1e-4) is None
+    assert NumpyStatsKernel(5000, TEMPS, 15, rows=2)._native is None
+    monkeypatch.delenv(token_stats_native.SWITCH)
+    assert token_stats_native.native_stats(TEMPS, 15, 1e-4) is not None
+
+
+def test_without_a_compiler_the_eager_passes_take_over(monkeypatch, tmp_path, caplog):
+    """A compiler that fails (here `false`) leaves no library: a warning, and the same
+    statistics from the eager passes."""
+    from calibbench.metrics import token_stats_native
+
+    monkeypatch.setattr(token_stats_native, "CACHE_DIR", tmp_path)
+    monkeypatch.setenv("CC", "false")
+    token_stats_native._library.cache_clear()
+    try:
+        assert token_stats_native.native_stats(TEMPS, 15, 1e-4) is None
+        assert "native token-statistics kernel is unavailable" in caplog.text
+        z, y = logits(3, 6, 5000)
+        got = NumpyStatsKernel(5000, TEMPS, 15, rows=2)(z, y, 0)
+        want = NumpyStatsKernel(5000, TEMPS, 15, rows=2, fused=False)(z, y, 0)
+        np.testing.assert_array_equal(got.s0, want.s0)
+        assert list(tmp_path.iterdir()) == []  # no half-written library left behind
+    finally:
+        token_stats_native._library.cache_clear()
+
+
+def test_the_library_is_built_once_per_source_compiler_and_cpu(monkeypatch, tmp_path):
+    from calibbench.metrics import token_stats_native
+
+    monkeypatch.setattr(token_stats_native, "CACHE_DIR", tmp_path)
+    token_stats_native._library.cache_clear()
+    try:
+        assert token_stats_native.native_stats(TEMPS, 15, 1e-4) is not None
+        built = list(tmp_path.glob("token_stats-*.so"))
+        assert len(built) == 1
+        stamp = built[0].stat().st_mtime_ns
+        token_stats_native._library.cache_clear()
+        assert token_stats_native.native_stats(TEMPS, 15, 1e-4) is not None
+        assert list(tmp_path.glob("*")) == built and built[0].stat().st_mtime_ns == stamp
+    finally:
+        token_stats_native._library.cache_clear()
+
+
+def test_rows_with_more_candidates_than_slots_match_the_eager_passes():
+    """Rows of many tied maxima (more candidates than the native pass has slots for) get their
+    candidates from numpy: the same as the eager passes'."""
+    z, y = logits(4, 10, 5000)
+    z[2, :3000] = z[2].max() + 1.0  # 3000 maximal entries
+    z[7] = 0.5  # a uniform row
+    fused = NumpyStatsKernel(5000, TEMPS, 15, rows=4)(z, y, 0)
+    eager = NumpyStatsKernel(5000, TEMPS, 15, rows=4, fused=False)(z, y, 0)
+    for name in ("argmax", "cand_row", "cand_col", "cand_x", "x_target"):
+        np.testing.assert_array_equal(getattr(fused, name), getattr(eager, name), err_msg=name)
+    np.testing.assert_allclose(fused.s0, eager.s0, rtol=1e-6)
 
 
 @pytest.mark.parametrize("masked", [-1e30, -3.0e38])
@@ -187,5 +238,5 @@ def test_masked_entries_far_below_give_the_same_statistics_fused_or_eager(masked
                                            err_msg=f"{name}, T={t}")  # fmt: skip
         for st in (fused, eager):  # the overflowing row: one entry holds all the mass
             assert st.s0[j][3] == 1.0 and st.q[j][3] == 1.0
-            # the fused pass counts clamped entries at exp(-87): under 1e-28 here
+            # the native pass counts clamped entries at exp(-87): under 1e-28 here
             assert abs(st.s1[j][3]) < 1e-28 and abs(st.s2[j][3]) < 1e-28

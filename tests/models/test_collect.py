@@ -66,7 +66,7 @@ def test_collect_writes_one_row_per_request_and_the_accumulator(model, tmp_path)
     assert records["request_id"].tolist() == req["request_id"].tolist()
     pairs = zip(req["context"], req["continuation"], strict=True)
     direct = model.loglikelihood([LoglikelihoodRequest(c, k) for c, k in pairs])
-    # the accumulator's float64 sums of the fused kernel against direct scoring's float64 sums
+    # the accumulator's float64 sums of the native kernel against direct scoring's float64 sums
     np.testing.assert_allclose(records["logprob"], [r.logprob for r in direct], rtol=1e-7)
     with np.load(out / "token_calibration.npz") as state:
         acc = TokenCalibration.from_state_dict(dict(state))

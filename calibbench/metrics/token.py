@@ -174,13 +174,14 @@ class TokenCalibration:
         return max(1, budget // per_row)
 
     def _run(
-        self, kernel: StatsKernel, z: Any, y: Any, y_host: np.ndarray
+        self, kernel: StatsKernel, z: Any, y: Any, y_host: np.ndarray, scored: bool
     ) -> tuple[np.ndarray, np.ndarray] | None:
         """Feed positions to `kernel` in blocks of FOLD_ROWS and fold each block's statistics;
-        return log p(target) at T = 1 and argmax == target per position when T = 1 is on the
-        grid (a by-product of the statistics), else None."""
+        with `scored`, return log p(target) at T = 1 and argmax == target per position (a
+        by-product of the statistics; T = 1 must be on the grid), else None and nothing of the
+        positions' size is kept."""
         offset = self.n_positions
-        unit = np.flatnonzero(self.temperatures == 1.0)
+        unit = np.flatnonzero(self.temperatures == 1.0) if scored else np.zeros(0, int)
         logps, greedy = [], []
         for start in range(0, z.shape[0], FOLD_ROWS):
             stop = min(start + FOLD_ROWS, z.shape[0])
@@ -193,7 +194,7 @@ class TokenCalibration:
 
     def update(self, logits: Any, targets: Any) -> None:
         """Accumulate positions with logits (..., V) and target token ids (...)."""
-        self._dispatch(logits, targets)
+        self._dispatch(logits, targets, scored=False)
 
     def update_scored(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray]:
         """`update`, returning per position (flattened) log p(target) at T = 1 in nats (float64)
@@ -201,17 +202,19 @@ class TokenCalibration:
         so scoring and accumulating cost one pass. Needs 1.0 among the temperatures."""
         if not np.any(self.temperatures == 1.0):
             raise InputError("update_scored: the temperature grid must contain 1.0")
-        scored = self._dispatch(logits, targets)
+        scored = self._dispatch(logits, targets, scored=True)
         assert scored is not None
         return scored
 
-    def _dispatch(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    def _dispatch(
+        self, logits: Any, targets: Any, scored: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         if not _is_torch(logits):
-            return self._update_numpy(logits, targets)
+            return self._update_numpy(logits, targets, scored)
         z = logits.detach()
         if z.device.type == "cpu" and z.dtype in _numpy_floats():
-            return self._update_numpy(z.numpy(), np.asarray(targets))
-        return self._update_torch(z, targets)
+            return self._update_numpy(z.numpy(), np.asarray(targets), scored)
+        return self._update_torch(z, targets, scored)
 
     def _check_shapes(self, logits_shape: tuple[int, ...], targets_shape: tuple[int, ...]) -> None:
         if len(logits_shape) < 2 or logits_shape[-1] != self.vocab_size:
@@ -234,7 +237,9 @@ class TokenCalibration:
                 f"targets: token id {bad} outside the vocabulary [0, {self.vocab_size})"
             )
 
-    def _update_numpy(self, logits: Any, targets: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    def _update_numpy(
+        self, logits: Any, targets: Any, scored: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         z = np.asarray(logits)
         y = np.asarray(targets)
         self._check_shapes(z.shape, y.shape)
@@ -251,9 +256,11 @@ class TokenCalibration:
             self._kernels[key] = NumpyStatsKernel(
                 self.vocab_size, self.temperatures, self.n_bins, rows
             )
-        return self._run(self._kernels[key], z, y, y)
+        return self._run(self._kernels[key], z, y, y, scored)
 
-    def _update_torch(self, z: Any, targets: Any) -> tuple[np.ndarray, np.ndarray] | None:
+    def _update_torch(
+        self, z: Any, targets: Any, scored: bool
+    ) -> tuple[np.ndarray, np.ndarray] | None:
         import torch
 
         from calibbench.metrics.token_stats_torch import TorchStatsKernel
@@ -274,7 +281,7 @@ class TokenCalibration:
             self._kernels[key] = TorchStatsKernel(
                 self.vocab_size, self.temperatures, self.n_bins, rows
             )
-        return self._run(self._kernels[key], z, y, y.cpu().numpy())
+        return self._run(self._kernels[key], z, y, y.cpu().numpy(), scored)
 
     def _fold(self, st: ChunkStats, targets: np.ndarray) -> None:
         """Add one chunk's statistics to the state (all float64 / int64 on the host)."""

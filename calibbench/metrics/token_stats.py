@@ -214,7 +214,7 @@ class NumpyStatsKernel(StatsKernel):
 
     #: Work bytes per vocabulary entry of a sub-chunk row in the eager passes over float32 (three
     #: buffers and the mask), over those of the native pass (none but the logits).
-    FUSED_ROWS_FACTOR = 3 * 4 + 1
+    NATIVE_ROWS_FACTOR = 3 * 4 + 1
 
     def __init__(
         self,
@@ -232,7 +232,7 @@ class NumpyStatsKernel(StatsKernel):
         if self._native is not None:
             # The native pass spreads each sub-chunk over the threads itself.
             self.threads = 1
-            self.rows = rows * self.FUSED_ROWS_FACTOR
+            self.rows = rows * self.NATIVE_ROWS_FACTOR
         self._buffers: dict[tuple[np.dtype, int], tuple[np.ndarray, ...]] = {}
 
     def _work(self, dtype: np.dtype) -> tuple[np.ndarray, ...]:

@@ -62,7 +62,6 @@ CANDIDATES_PER_BIN = 4
 
 _log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
-_DISABLED: list[str] = []  # the reason, once no library could be had
 
 _F32P = np.ctypeslib.ndpointer(np.float32, flags="C_CONTIGUOUS")
 _F64P = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
@@ -119,11 +118,11 @@ def _library() -> ctypes.CDLL | None:
         try:
             lib = ctypes.CDLL(str(_build()))
         except (OSError, subprocess.SubprocessError, RuntimeError) as err:
-            _DISABLED.append(f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}")
+            reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
             _log.warning(
                 "calibbench: the native token-statistics kernel is unavailable (%s); using the "
                 "eager passes (same results to about 1e-6, slower)",
-                _DISABLED[0],
+                reason,
             )
             return None
         fn = lib.cb_row_stats

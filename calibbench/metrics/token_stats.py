@@ -152,8 +152,6 @@ class StatsKernel:
         self.n_bins = n_bins
         self.rows = rows
         self.threads = max(1, threads)
-        #: Threads over which `_dense_native` splits a sub-chunk's rows.
-        self._native_threads = self.threads
 
     def __call__(self, z: Any, targets: Any, offset: int) -> ChunkStats:
         """Statistics of logits `z` (c, V) with targets (c,); `offset` numbers the positions."""
@@ -202,37 +200,6 @@ class StatsKernel:
         """
         raise NotImplementedError
 
-    def _dense_native(
-        self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """`_dense` of float32 logits z (c, V) through the native statistics, the rows split over
-        `_native_threads` threads; None for a sub-chunk the eager passes must take (finite logits
-        with a non-finite moment)."""
-        if z.strides[-1] != z.itemsize:
-            z = np.ascontiguousarray(z)
-        c = z.shape[0]
-        bounds = np.linspace(0, c, min(self._native_threads, c) + 1).astype(int)
-        parts = [z[a:b] for a, b in itertools.pairwise(bounds)]
-        results = list(_pool().map(self._native, parts)) if len(parts) > 1 else [self._native(z)]
-        m = np.concatenate([r[0] for r in results])
-        out[...] = np.concatenate([r[1] for r in results], axis=2)
-        if not np.isfinite(out).all():
-            check_finite_rows(z, offset)
-            return None
-        if any(r[2] is None for r in results):  # more candidates than slots: find them here
-            theta = candidate_threshold(out[0], self.temperatures, self.n_bins)
-            # x >= theta, on z: m + theta rounds to at most m, so every maximal entry is found.
-            flat = np.flatnonzero(z >= (m + theta).astype(z.dtype)[:, None])
-        else:
-            flat = np.concatenate(
-                [r[2] + a * self.vocab_size for a, r in zip(bounds[:-1], results, strict=True)]
-            )
-        rows, cols = np.divmod(flat, self.vocab_size)
-        with np.errstate(over="ignore"):  # x as the eager passes have it, clamped at X_FLOOR
-            cand_x = np.maximum(z[rows, cols] - m[rows], X_FLOOR).astype(np.float64)
-            x_target = np.maximum(z[np.arange(c), targets] - m, X_FLOOR).astype(np.float64)
-        return x_target, flat, cand_x
-
 
 class NumpyStatsKernel(StatsKernel):
     """`StatsKernel` for numpy logits.
@@ -261,6 +228,7 @@ class NumpyStatsKernel(StatsKernel):
         threads = cpu_threads() if threads is None else threads
         super().__init__(vocab_size, temperatures, n_bins, rows, threads, fused)
         self._eager_rows = rows
+        self._native_threads = self.threads
         if self._native is not None:
             # The native pass spreads each sub-chunk over the threads itself.
             self.threads = 1
@@ -298,6 +266,36 @@ class NumpyStatsKernel(StatsKernel):
             )  # fmt: skip
             found.append((xt, flat + start * self.vocab_size, cx))
         return tuple(np.concatenate(part) for part in zip(*found, strict=True))
+
+    def _dense_native(
+        self, z: np.ndarray, targets: np.ndarray, offset: int, out: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """`_dense` through the native statistics, the rows split over the threads; None for a
+        sub-chunk the eager passes must take (finite logits with a non-finite moment)."""
+        if z.strides[-1] != z.itemsize:
+            z = np.ascontiguousarray(z)
+        c = z.shape[0]
+        bounds = np.linspace(0, c, min(self._native_threads, c) + 1).astype(int)
+        parts = [z[a:b] for a, b in itertools.pairwise(bounds)]
+        results = list(_pool().map(self._native, parts)) if len(parts) > 1 else [self._native(z)]
+        m = np.concatenate([r[0] for r in results])
+        out[...] = np.concatenate([r[1] for r in results], axis=2)
+        if not np.isfinite(out).all():
+            check_finite_rows(z, offset)
+            return None
+        if any(r[2] is None for r in results):  # more candidates than slots: find them here
+            theta = candidate_threshold(out[0], self.temperatures, self.n_bins)
+            # x >= theta, on z: m + theta rounds to at most m, so every maximal entry is found.
+            flat = np.flatnonzero(z >= (m + theta).astype(z.dtype)[:, None])
+        else:
+            flat = np.concatenate(
+                [r[2] + a * self.vocab_size for a, r in zip(bounds[:-1], results, strict=True)]
+            )
+        rows, cols = np.divmod(flat, self.vocab_size)
+        with np.errstate(over="ignore"):  # x as the eager passes have it, clamped at X_FLOOR
+            cand_x = np.maximum(z[rows, cols] - m[rows], X_FLOOR).astype(np.float64)
+            x_target = np.maximum(z[np.arange(c), targets] - m, X_FLOOR).astype(np.float64)
+        return x_target, flat, cand_x
 
     def _dense_eager(
         self,

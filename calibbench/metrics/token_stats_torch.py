@@ -16,25 +16,15 @@ from calibbench.metrics.token_stats import (
     CANDIDATE_MARGIN,
     X_FLOOR,
     StatsKernel,
-    cpu_threads,
     nonfinite_logits_error,
 )
 
 
 class TorchStatsKernel(StatsKernel):
     """`StatsKernel` for torch logits, computed on their device (float16/bfloat16 upcast). On the
-    CPU with `fused` (default), float32 (and upcast) sub-chunks go whole through
-    `calibbench.metrics.token_stats_native` where that library can be had, their rows spread
-    over the CPUs, exactly as `NumpyStatsKernel` takes them; else through the eager passes
-    below."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        if self._native is not None:
-            # Sub-chunks one at a time, each one's rows spread over the CPUs by the native pass
-            # (the worker pool is never entered from inside itself).
-            self._native_threads = cpu_threads()
-            self.threads = 1
+    CPU with `fused` (default) the moments of float32 (and upcast) logits come from
+    `calibbench.metrics.token_stats_native` where that library can be had, else from the eager
+    passes below."""
 
     @torch.inference_mode()
     def _dense(
@@ -42,19 +32,15 @@ class TorchStatsKernel(StatsKernel):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         dtype = torch.float64 if z.dtype == torch.float64 else torch.float32
         z = z.to(dtype)
-        if self._native is not None and z.device.type == "cpu" and dtype == torch.float32:
-            found = self._dense_native(z.numpy(), targets.numpy(), offset, out)
-            if found is not None:
-                return found
         m = z.amax(dim=1)
         x = z - m[:, None]
-        moments = self._moments(x)
+        moments = self._moments(z, m, x)
         if not bool(torch.isfinite(moments).all()):
             bad = ~torch.isfinite(z).all(dim=1)
             if bool(bad.any()):
                 raise nonfinite_logits_error(offset + int(bad.nonzero()[0, 0]))
             x.clamp_(min=X_FLOOR)
-            moments = self._moments(x)
+            moments = self._moments(x, torch.zeros_like(m), x)
         temps = torch.as_tensor(self.temperatures, dtype=torch.float64, device=z.device)
         theta = (temps[:, None] * torch.log(moments[0] / self.n_bins)).amin(dim=0).clamp(max=0.0)
         theta = (theta - CANDIDATE_MARGIN * (1.0 + theta.abs())).to(dtype)
@@ -70,8 +56,10 @@ class TorchStatsKernel(StatsKernel):
         x_target = x.gather(1, targets[:, None])[:, 0].double().cpu().numpy()
         return x_target, flat.astype(np.int64), cand_x
 
-    def _moments(self, x: torch.Tensor) -> torch.Tensor:
-        """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature of x = z - max."""
+    def _moments(self, z: torch.Tensor, m: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """(4, nT, c) float64 on x's device: s0, s1, s2, q at each temperature of x = z - m."""
+        if self._native is not None and x.device.type == "cpu" and z.dtype == torch.float32:
+            return torch.from_numpy(self._native(np.ascontiguousarray(z.numpy()))[1])
         x2 = x * x
         out = torch.empty((4, len(self.betas), x.shape[0]), dtype=torch.float64, device=x.device)
         for j, beta in enumerate(self.betas.tolist()):

@@ -94,26 +94,6 @@ def test_torch_kernel_matches_numpy_kernel_on_cpu(fused):
         np.testing.assert_allclose(getattr(b, name), getattr(a, name), rtol=2e-6, err_msg=name)
 
 
-def test_torch_kernel_on_cpu_takes_the_native_pass_whole(monkeypatch):
-    """bfloat16 tensors on the CPU, upcast, give exactly what the numpy kernel gives for the
-    same float32 logits: the torch kernel hands them to the same native pass (maximum,
-    moments and candidates) and never enters its own eager passes."""
-
-    def eager(*args):
-        raise AssertionError("the eager torch passes ran")
-
-    monkeypatch.setattr(TorchStatsKernel, "_moments", eager)
-    z, y = logits(3, 40, 4777)
-    zb = torch.from_numpy(z).bfloat16()
-    torch_kernel = TorchStatsKernel(4777, TEMPS, 15, rows=9)
-    if torch_kernel._native is None:
-        pytest.skip("no C compiler: the native pass is not built here")
-    a = NumpyStatsKernel(4777, TEMPS, 15, rows=7)(zb.float().numpy(), y, 0)
-    b = torch_kernel(zb, torch.from_numpy(y), 0)
-    for name in ("argmax", "x_target", "s0", "s1", "s2", "q", "cand_row", "cand_col", "cand_x"):
-        np.testing.assert_array_equal(getattr(b, name), getattr(a, name), err_msg=name)
-
-
 def test_target_logprobs_match_scipy_and_argmax_ties_take_the_first_index():
     from scipy.special import log_softmax
 

@@ -181,16 +181,16 @@ class TokenCalibration:
         by-product of the statistics; T = 1 must be on the grid), else None and nothing of the
         positions' size is kept."""
         offset = self.n_positions
-        unit = np.flatnonzero(self.temperatures == 1.0) if scored else np.zeros(0, int)
+        unit = int(np.flatnonzero(self.temperatures == 1.0)[0]) if scored else None
         logps, greedy = [], []
         for start in range(0, z.shape[0], FOLD_ROWS):
             stop = min(start + FOLD_ROWS, z.shape[0])
             stats = kernel(z[start:stop], y[start:stop], offset + start)
             self._fold(stats, y_host[start:stop])
-            if unit.size:
-                logps.append(stats.x_target - np.log(stats.s0[unit[0]]))
+            if scored:
+                logps.append(stats.x_target - np.log(stats.s0[unit]))
                 greedy.append(stats.argmax == y_host[start:stop])
-        return (np.concatenate(logps), np.concatenate(greedy)) if unit.size else None
+        return (np.concatenate(logps), np.concatenate(greedy)) if scored else None
 
     def update(self, logits: Any, targets: Any) -> None:
         """Accumulate positions with logits (..., V) and target token ids (...)."""
